@@ -1,0 +1,1 @@
+//! The pure credit model: profiles, the bucket, events and decisions.

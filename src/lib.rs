@@ -1,0 +1,7 @@
+//! burstd: the CPU-credit behaviour of cloud burstable instances for Linux cgroups.
+//!
+//! Layout: `credit` is the pure model (no files, clocks or threads); `sim` replays
+//! utilisation traces through it; `cli` is the command-line front end.
+#![forbid(unsafe_code)]
+
+pub mod credit;
