@@ -2,6 +2,6 @@
 //!
 //! Layout: `credit` is the pure model (no files, clocks or threads); `sim` replays
 //! utilisation traces through it; `cli` is the command-line front end.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod credit;
