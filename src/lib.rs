@@ -4,4 +4,5 @@
 //! utilisation traces through it; `cli` is the command-line front end.
 #![deny(unsafe_code)]
 
+pub mod cli;
 pub mod credit;

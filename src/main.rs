@@ -1,3 +1,5 @@
-fn main() {
-    println!("burstd");
+//! The `burstd` binary: see `burstd --help`.
+
+fn main() -> std::process::ExitCode {
+    burstd::cli::main()
 }

@@ -1,0 +1,35 @@
+//! The command-line front end: one `burstd` binary with subcommands.
+
+use clap::{Parser, Subcommand};
+
+pub mod profiles;
+use std::process::ExitCode;
+
+/// Exit code for bad input or configuration (sysexits EX_USAGE).
+pub const EX_USAGE: u8 = 64;
+/// Exit code for a bad command line or bad input file of `simulate` (clap's own).
+pub const EX_BAD_INPUT: u8 = 2;
+
+/// burstd gives Linux cgroups the CPU-credit behaviour of cloud burstable instances
+/// (EC2 T2/T3/T3a/T4g, Azure B): a credit bucket per workload, a baseline when credits run
+/// out in standard mode, surplus credits and their cost in unlimited mode.
+#[derive(Parser, Debug)]
+#[command(name = "burstd", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List the built-in profiles (instance types) with their credit figures.
+    Profiles,
+}
+
+/// Parses the command line and runs it; the binary's `main` is just this.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Profiles => profiles::run(),
+    }
+}
