@@ -1,0 +1,257 @@
+//! Configuration tests: the example from the issue parses, and every error says where and why.
+
+use super::*;
+
+fn parse_str(text: &str) -> Result<Config, ConfigError> {
+    parse(Path::new("/etc/burstd/burstd.toml"), text)
+}
+
+fn err(text: &str) -> String {
+    match parse_str(text) {
+        Ok(c) => panic!("expected an error, got {c:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+const EXAMPLE: &str = r#"
+[agent]
+# cgroup_root = "/sys/fs/cgroup"
+state_dir = "/var/lib/burstd"
+time_scale = 1.0
+period_us = 100000
+on_exit = "restore"
+launch_credit_limit = 100
+
+[[workload]]
+name = "web"
+cgroup = "system.slice/nginx.service"
+profile = "t3.micro"
+
+[[workload]]
+name = "db"
+unit = "postgresql.service"
+
+[[workload]]
+name = "containers"
+match = "system.slice/docker-*.scope"
+profile = "t3.small"
+
+[[workload]]
+name = "batch"
+cgroup = "batch"
+profile = "tiny"
+mode = "unlimited"
+initial_credits = 12.5
+
+[profiles.tiny]
+vcpus = 1
+credits_per_hour = 6
+"#;
+
+#[test]
+fn the_documented_example_parses() {
+    let c = parse_str(EXAMPLE).unwrap();
+    assert_eq!(c.agent.period_us, 100_000);
+    assert_eq!(c.agent.time_scale_milli, 1000);
+    assert_eq!(c.agent.on_exit, OnExit::Restore);
+    assert_eq!(c.workloads.len(), 4);
+    let web = &c.workloads[0];
+    assert_eq!(
+        web.source,
+        Source::Cgroup("system.slice/nginx.service".into())
+    );
+    assert_eq!(
+        (web.profile.name.as_str(), web.mode),
+        ("t3.micro", Mode::Unlimited)
+    );
+    assert_eq!(
+        c.workloads[1].source,
+        Source::Unit("postgresql.service".into())
+    );
+    assert_eq!(c.workloads[1].profile.name, "t3.micro", "default profile");
+    assert_eq!(
+        c.workloads[2].source,
+        Source::Match("system.slice/docker-*.scope".into())
+    );
+    let batch = &c.workloads[3];
+    assert_eq!(batch.profile.max_earned, Credits::whole(144));
+    assert_eq!(batch.initial_credits, Credits::milli(12_500));
+    assert_eq!(batch.mode, Mode::Unlimited);
+}
+
+#[test]
+fn an_empty_file_is_a_valid_config_with_defaults() {
+    let c = parse_str("").unwrap();
+    assert!(c.workloads.is_empty());
+    assert_eq!(c.agent.state_dir, PathBuf::from("/var/lib/burstd"));
+    assert_eq!(c.agent.max_interval_ms, 1000);
+    assert_eq!(c.agent.policy.release_above, Credits::milli(100));
+}
+
+#[test]
+fn unknown_key_names_line_column_and_key() {
+    let e = err("[agent]\nstate_dir = \"/x\"\ntime_scal = 2.0\n");
+    assert!(
+        e.starts_with("/etc/burstd/burstd.toml:3:1: unknown field `time_scal`"),
+        "{e}"
+    );
+    assert!(e.contains("time_scale"), "lists the allowed keys: {e}");
+}
+
+#[test]
+fn bad_time_scale() {
+    let e = err("[agent]\ntime_scale = -2.0\n");
+    assert_eq!(
+        e,
+        "/etc/burstd/burstd.toml:2:14: [agent] time_scale = -2: must be a number from 0.001 to 1000000 (1.0 = real time)"
+    );
+}
+
+#[test]
+fn bad_period() {
+    let e = err("[agent]\nperiod_us = 500\n");
+    assert!(
+        e.contains(":2:13: [agent] period_us = 500: the kernel allows 1000 to 1000000"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_on_exit_lists_allowed_values() {
+    let e = err("[agent]\non_exit = \"reset\"\n");
+    assert!(
+        e.contains(":2:11:") && e.contains("restore") && e.contains("keep"),
+        "{e}"
+    );
+}
+
+#[test]
+fn wrong_type_is_reported_where_it_is() {
+    let e = err("[agent]\nperiod_us = \"fast\"\n");
+    assert!(
+        e.contains(":2:13:") && e.contains("invalid type: string \"fast\", expected i64"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_profile_lists_known_ones() {
+    let e = err("[[workload]]\nname = \"w\"\ncgroup = \"a\"\nprofile = \"t9.huge\"\n");
+    assert!(
+        e.contains(
+            ":4:11: [[workload]] \"w\": profile = \"t9.huge\": unknown profile; known: t2.nano"
+        ),
+        "{e}"
+    );
+    assert!(e.contains("B4s_v2"), "{e}");
+}
+
+#[test]
+fn exactly_one_source() {
+    let e = err("[[workload]]\nname = \"w\"\n");
+    assert!(
+        e.contains(":2:8:") && e.contains("needs one of cgroup"),
+        "{e}"
+    );
+    let e = err("[[workload]]\nname = \"w\"\ncgroup = \"a\"\nunit = \"a.service\"\n");
+    assert!(
+        e.contains(":4:8:") && e.contains("unit given together with cgroup"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_cgroup_path() {
+    let e = err("[[workload]]\nname = \"w\"\ncgroup = \"a/../b\"\n");
+    assert!(
+        e.contains(":3:10:") && e.contains("below the cgroup root"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unlimited_on_azure_is_refused() {
+    let e = err(
+        "[[workload]]\nname = \"w\"\ncgroup = \"a\"\nprofile = \"B1s\"\nmode = \"unlimited\"\n",
+    );
+    assert!(
+        e.contains(":5:8:") && e.contains("does not allow unlimited"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_mode_value() {
+    let e = err("[[workload]]\nname = \"w\"\ncgroup = \"a\"\nmode = \"burst\"\n");
+    assert!(
+        e.contains(":4:8:") && e.contains("allowed are \"standard\" and \"unlimited\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn initial_credits_checked_against_the_limit() {
+    let e = err("[[workload]]\nname = \"w\"\ncgroup = \"a\"\nprofile = \"t2.nano\"\ninitial_credits = 100\n");
+    assert!(
+        e.contains(":5:19:") && e.contains("accrual limit of 72"),
+        "{e}"
+    );
+    let e = err("[[workload]]\nname = \"w\"\ncgroup = \"a\"\ninitial_credits = -1\n");
+    assert!(e.contains("must be a number ≥ 0"), "{e}");
+}
+
+#[test]
+fn duplicate_and_malformed_names() {
+    let e = err(
+        "[[workload]]\nname = \"w\"\ncgroup = \"a\"\n[[workload]]\nname = \"w\"\ncgroup = \"b\"\n",
+    );
+    assert!(e.contains(":5:8:") && e.contains("used twice"), "{e}");
+    let e = err("[[workload]]\nname = \"a b\"\ncgroup = \"a\"\n");
+    assert!(e.contains(":2:8:") && e.contains("letters, digits"), "{e}");
+}
+
+#[test]
+fn custom_profile_errors() {
+    let e = err("[profiles.\"t2.micro\"]\nvcpus = 1\ncredits_per_hour = 6\n");
+    assert!(
+        e.contains(":1:1:") && e.contains("\"t2.micro\" is a built-in profile"),
+        "{e}"
+    );
+    let e = err("[profiles.big]\nvcpus = 1\ncredits_per_hour = 90\n");
+    assert!(e.contains("exceeds what 1 vCPU can spend"), "{e}");
+    let e = err("[profiles.p]\nvcpus = 1\ncredits_per_hour = 6.0001\n");
+    assert!(
+        e.contains(":3:20:") && e.contains("at most 3 decimals"),
+        "{e}"
+    );
+    let e = err("[profiles.p]\nvcpus = 1\ncredits_per_hour = 6\npersistence = \"forever\"\n");
+    assert!(
+        e.contains(":4:15:") && e.contains("\"lost\", \"kept\""),
+        "{e}"
+    );
+    let c =
+        parse_str("[profiles.p]\nvcpus = 2\ncredits_per_hour = 81.6\npersistence = 7\n").unwrap();
+    assert_eq!(
+        c.custom_profiles["p"].persistence,
+        Persistence::KeptFor {
+            seconds: 7 * 86_400
+        }
+    );
+}
+
+#[test]
+fn syntax_error_has_a_place() {
+    let e = err("[agent\n");
+    assert!(e.starts_with("/etc/burstd/burstd.toml:1:"), "{e}");
+}
+
+#[test]
+fn missing_file_is_a_read_error() {
+    let e = load(Path::new("/nonexistent/burstd.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("/nonexistent/burstd.toml: cannot read:"),
+        "{e}"
+    );
+}
