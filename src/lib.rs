@@ -4,6 +4,8 @@
 //! utilisation traces through it; `cli` is the command-line front end.
 #![deny(unsafe_code)]
 
+pub mod agent;
+pub mod cgroup;
 pub mod cli;
 pub mod config;
 pub mod credit;

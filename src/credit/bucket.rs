@@ -123,8 +123,18 @@ impl Bucket {
         if mode == Mode::Unlimited && !profile.unlimited_allowed {
             return Err(BucketError::UnlimitedNotAllowed(profile.name.clone()));
         }
+        Ok(Bucket::new_or_standard(profile, mode, initial_earned))
+    }
+
+    /// Like [`Bucket::new`], but a mode the profile does not allow falls back to standard.
+    pub fn new_or_standard(profile: &Profile, mode: Mode, initial_earned: Credits) -> Bucket {
+        let mode = if profile.unlimited_allowed {
+            mode
+        } else {
+            Mode::Standard
+        };
         let earned = initial_earned.max(Credits::ZERO).min(profile.max_earned);
-        Ok(Bucket {
+        Bucket {
             mode,
             earned,
             launch: Credits::ZERO,
@@ -134,7 +144,7 @@ impl Bucket {
             launched_once: false,
             initial: earned,
             totals: Totals::default(),
-        })
+        }
     }
 
     /// `CPUCreditBalance`: E + L.

@@ -1,0 +1,763 @@
+//! The control core: one credit bucket per workload, fed from the kernel's counters, and the
+//! quota that follows from it. Time comes in as arguments (`now_ns` on a monotonic clock that
+//! runs through restarts within one boot, `wall_s` for the model's stop/start rules), so the
+//! same code runs in the daemon, in `burstd exec` and in tests on a fake clock.
+
+use super::state::{SavedQuota, SavedWorkload, State, STATE_VERSION};
+use super::units::UnitResolver;
+use crate::cgroup::{Cgroup, Hierarchy, Quota, Sample, WriteOutcome};
+use crate::config::{AgentConfig, Source, WorkloadSpec};
+use crate::credit::{
+    time_to_exhaustion, Bucket, Credits, LaunchLimiter, Mode, Policy, Profile, Rate,
+};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use tracing::{debug, info, warn};
+
+const MS: u64 = 1_000_000;
+/// Never wake a workload sooner than this after its last sample.
+const MIN_INTERVAL_NS: u64 = MS;
+
+/// Counters of the agent's own health.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Health {
+    pub cgroup_write_errors: u64,
+    pub cgroup_read_errors: u64,
+    pub external_quota_changes: u64,
+}
+
+/// Scales a cumulative raw quantity by `k/1000` without drift: the scaled total is computed
+/// from the raw total each time, and only its growth is handed on.
+#[derive(Clone, Copy, Debug, Default)]
+struct Scaled {
+    raw: u128,
+    done: u128,
+}
+
+impl Scaled {
+    fn add(&mut self, raw: u64, k_milli: u64) -> u64 {
+        self.raw += raw as u128;
+        let total = self.raw * k_milli as u128 / 1000;
+        let delta = total - self.done;
+        self.done = total;
+        u64::try_from(delta).unwrap_or(u64::MAX)
+    }
+}
+
+/// A managed workload at run time.
+pub struct Workload {
+    pub name: String,
+    /// The config entry it comes from (`containers` for `containers/docker-1.scope`).
+    pub spec_name: String,
+    pub profile: Profile,
+    pub bucket: Bucket,
+    /// The cgroup path it was last seen at.
+    pub cgroup: Option<String>,
+    pub cgroup_id: u64,
+    handle: Option<Box<dyn Cgroup>>,
+    /// Last sample and when it was taken.
+    pub last: Sample,
+    pub last_at_ns: u64,
+    usage_scale: Scaled,
+    time_scale: Scaled,
+    /// The quota this agent wrote last (None: nothing written yet).
+    pub written: Option<Quota>,
+    pub original_quota: Option<Quota>,
+    /// Observed CPU rate over the last interval.
+    pub usage_rate: Rate,
+    next_wake_ns: u64,
+    last_drift_check_ns: u64,
+    drift_logged: bool,
+    refused_logged: bool,
+    /// Saved position to reconcile with when the cgroup is first seen after a restart.
+    pending: Option<SavedWorkload>,
+    /// Boot time of the last stop or start, for status.
+    pub seen: bool,
+}
+
+impl Workload {
+    pub fn is_running(&self) -> bool {
+        self.handle.is_some()
+    }
+
+    pub fn ceiling(&self, policy: &Policy) -> Rate {
+        self.bucket.ceiling(&self.profile, policy)
+    }
+}
+
+/// Events the caller may want to act on (save state at once).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Started(String),
+    Stopped(String),
+    Held(String),
+    Released(String),
+    Switched(String, Mode),
+}
+
+/// The whole agent's model of the host.
+pub struct Agent {
+    pub config: AgentConfig,
+    specs: Vec<WorkloadSpec>,
+    hierarchy: Box<dyn Hierarchy>,
+    resolver: Box<dyn UnitResolver>,
+    pub workloads: Vec<Workload>,
+    index: HashMap<String, usize>,
+    wakes: BinaryHeap<Reverse<(u64, usize)>>,
+    pub limiter: LaunchLimiter,
+    pub health: Health,
+    host_cpus: u32,
+    /// Cgroup paths of burstd itself: never managed.
+    own_cgroups: Vec<String>,
+    boot_id: String,
+    events: Vec<Event>,
+    above_host_noted: bool,
+}
+
+/// Converts a ceiling to the quota that enforces it. At or above the host's CPU count the
+/// kernel could not use more anyway, so it is written as no limit.
+pub fn quota_for(ceiling: Rate, period_us: u64, host_cpus: u32) -> Quota {
+    if ceiling >= Rate::cores(host_cpus) {
+        Quota::unlimited(period_us)
+    } else {
+        // The kernel's minimum quota is 1 ms.
+        Quota::limited(ceiling.quota_us(period_us).max(1000), period_us)
+    }
+}
+
+impl Agent {
+    pub fn new(
+        config: AgentConfig,
+        specs: Vec<WorkloadSpec>,
+        hierarchy: Box<dyn Hierarchy>,
+        resolver: Box<dyn UnitResolver>,
+        host_cpus: u32,
+        own_cgroups: Vec<String>,
+        boot_id: String,
+    ) -> Agent {
+        let limiter = LaunchLimiter::new(config.launch_credit_limit, crate::credit::limiter::DAY_S);
+        Agent {
+            config,
+            specs,
+            hierarchy,
+            resolver,
+            workloads: Vec::new(),
+            index: HashMap::new(),
+            wakes: BinaryHeap::new(),
+            limiter,
+            health: Health::default(),
+            host_cpus: host_cpus.max(1),
+            own_cgroups,
+            boot_id,
+            events: Vec::new(),
+            above_host_noted: false,
+        }
+    }
+
+    pub fn specs(&self) -> &[WorkloadSpec] {
+        &self.specs
+    }
+
+    pub fn host_cpus(&self) -> u32 {
+        self.host_cpus
+    }
+
+    /// Events since the last call.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Workload> {
+        self.index.get(name).map(|&i| &self.workloads[i])
+    }
+
+    /// Loads saved balances. Workloads are reconciled when their cgroups are first seen
+    /// (same boot and same cgroup: the CPU used meanwhile is accounted; otherwise a stop at
+    /// the save time and a start now). Saved workloads no longer configured are dropped.
+    pub fn restore(&mut self, state: State) {
+        let same_boot = !state.boot_id.is_empty() && state.boot_id == self.boot_id;
+        // A launch limiter saved with another limit keeps its history under the new one.
+        let mut limiter = state.launch_limiter;
+        limiter.limit = self.config.launch_credit_limit;
+        self.limiter = limiter;
+        for (name, mut saved) in state.workloads {
+            let Some(spec) = self.spec_for_name(&name).cloned() else {
+                info!(workload = %name, "saved workload is no longer configured; its balance is dropped");
+                continue;
+            };
+            let profile = spec.profile.clone();
+            let mut bucket = saved.bucket.clone();
+            if saved.profile != profile.name {
+                info!(workload = %name, from = %saved.profile, to = %profile.name, "profile changed since the last run");
+                bucket.earned = bucket.earned.min(profile.max_earned);
+                bucket.surplus = bucket.surplus.min(profile.max_earned);
+            }
+            if !same_boot && bucket.is_running() {
+                // Rebooted: it stopped (at the latest) when we last saved.
+                bucket.stop(&profile, state.saved_at_unix_s);
+                saved.cgroup_id = 0;
+            }
+            let i = self.insert(name.clone(), spec.name.clone(), profile, bucket);
+            let w = &mut self.workloads[i];
+            w.original_quota = saved.original_quota.map(Quota::from);
+            w.cgroup = saved.cgroup.clone();
+            w.pending = Some(saved);
+        }
+    }
+
+    fn spec_for_name(&self, name: &str) -> Option<&WorkloadSpec> {
+        self.specs.iter().find(|s| match &s.source {
+            Source::Match(_) => name
+                .strip_prefix(&s.name)
+                .is_some_and(|r| r.starts_with('/')),
+            _ => s.name == name,
+        })
+    }
+
+    fn insert(
+        &mut self,
+        name: String,
+        spec_name: String,
+        profile: Profile,
+        bucket: Bucket,
+    ) -> usize {
+        let w = Workload {
+            name: name.clone(),
+            spec_name,
+            profile,
+            bucket,
+            cgroup: None,
+            cgroup_id: 0,
+            handle: None,
+            last: Sample::default(),
+            last_at_ns: 0,
+            usage_scale: Scaled::default(),
+            time_scale: Scaled::default(),
+            written: None,
+            original_quota: None,
+            usage_rate: Rate::ZERO,
+            next_wake_ns: u64::MAX,
+            last_drift_check_ns: 0,
+            drift_logged: false,
+            refused_logged: false,
+            pending: None,
+            seen: false,
+        };
+        let i = self.workloads.len();
+        self.workloads.push(w);
+        self.index.insert(name, i);
+        i
+    }
+
+    fn ensure(&mut self, name: &str, spec: &WorkloadSpec) -> usize {
+        if let Some(&i) = self.index.get(name) {
+            return i;
+        }
+        let bucket = Bucket::new_or_standard(&spec.profile, spec.mode, spec.initial_credits);
+        self.insert(
+            name.to_string(),
+            spec.name.clone(),
+            spec.profile.clone(),
+            bucket,
+        )
+    }
+
+    /// Looks for every configured workload's cgroup: opens the ones that appeared (a start),
+    /// leaves the ones that are gone to be noticed by their next sample (a stop).
+    pub fn rescan(&mut self, now_ns: u64, wall_s: u64) {
+        let specs = self.specs.clone();
+        for spec in &specs {
+            let found: Vec<(String, String)> = match &spec.source {
+                Source::Cgroup(p) => vec![(spec.name.clone(), p.clone())],
+                Source::Unit(u) => match self.resolver.cgroup_of(u) {
+                    Some(p) => vec![(spec.name.clone(), p)],
+                    None => {
+                        let i = self.ensure(&spec.name, spec);
+                        if self.workloads[i].is_running() {
+                            // systemd says the unit is gone; its sample will tell.
+                            self.schedule(i, now_ns);
+                        }
+                        continue;
+                    }
+                },
+                Source::Match(pat) => match self.hierarchy.glob(pat) {
+                    Ok(paths) => paths
+                        .into_iter()
+                        .map(|p| {
+                            let last = p.rsplit('/').next().unwrap_or(&p).to_string();
+                            (format!("{}/{last}", spec.name), p)
+                        })
+                        .collect(),
+                    Err(e) => {
+                        warn!(workload = %spec.name, pattern = %pat, error = %e, "cannot list cgroups");
+                        continue;
+                    }
+                },
+            };
+            for (name, path) in found {
+                let i = self.ensure(&name, spec);
+                let w = &self.workloads[i];
+                if w.is_running() && w.cgroup.as_deref() == Some(path.as_str()) {
+                    continue;
+                }
+                if w.is_running() {
+                    // Moved to another cgroup (a unit restarted into a new one): stop, then start.
+                    self.stop(i, wall_s);
+                }
+                self.open(i, &path, now_ns, wall_s);
+            }
+        }
+    }
+
+    fn open(&mut self, i: usize, path: &str, now_ns: u64, wall_s: u64) {
+        if let Some(own) = self
+            .own_cgroups
+            .iter()
+            .find(|own| is_self_or_ancestor(own, path))
+        {
+            let w = &mut self.workloads[i];
+            if !w.refused_logged {
+                warn!(workload = %w.name, cgroup = %path, own = %own,
+                    "refusing to manage burstd's own cgroup or an ancestor of it");
+                w.refused_logged = true;
+            }
+            return;
+        }
+        let mut handle = match self.hierarchy.open(path) {
+            Ok(h) => h,
+            Err(e) if e.is_gone() => return,
+            Err(e) => {
+                self.health.cgroup_read_errors += 1;
+                warn!(workload = %self.workloads[i].name, cgroup = %path, error = %e, "cannot open cgroup");
+                return;
+            }
+        };
+        let sample = match handle.sample() {
+            Ok(s) => s,
+            Err(e) => {
+                if !e.is_gone() {
+                    self.health.cgroup_read_errors += 1;
+                    warn!(workload = %self.workloads[i].name, cgroup = %path, error = %e, "cannot read cgroup");
+                }
+                return;
+            }
+        };
+        let id = handle.id();
+        let original = if self.workloads[i].original_quota.is_none() {
+            handle.read_quota().ok()
+        } else {
+            None
+        };
+        let (profile, policy) = (self.workloads[i].profile.clone(), self.config.policy);
+        let k = self.config.time_scale_milli;
+        let w = &mut self.workloads[i];
+        if let Some(q) = original {
+            w.original_quota = Some(q);
+        }
+        let pending = w.pending.take();
+        let resumed = match &pending {
+            Some(saved)
+                if saved.cgroup_id == id
+                    && id != 0
+                    && saved.cgroup.as_deref() == Some(path)
+                    && w.bucket.is_running()
+                    && sample.usage_ns >= saved.usage_ns =>
+            {
+                // Same boot, same cgroup: account what it used while we were away, exactly.
+                let du = w.usage_scale.add(sample.usage_ns - saved.usage_ns, k);
+                let dt = w
+                    .time_scale
+                    .add(now_ns.saturating_sub(saved.accounted_at_boot_ns), k);
+                w.bucket.step_cpu(&profile, &policy, du, dt);
+                true
+            }
+            _ => false,
+        };
+        if !resumed {
+            if w.bucket.is_running() {
+                // It ran in another cgroup (or another boot) when we last saw it.
+                // It ran in another cgroup when we last saw it: that one stopped meanwhile.
+                w.bucket.stop(&profile, wall_s);
+            }
+            w.bucket.start(&profile, &policy, wall_s, &mut self.limiter);
+        }
+        w.handle = Some(handle);
+        w.cgroup = Some(path.to_string());
+        w.cgroup_id = id;
+        w.last = sample;
+        w.last_at_ns = now_ns;
+        w.written = None;
+        w.drift_logged = false;
+        w.last_drift_check_ns = now_ns;
+        w.seen = true;
+        info!(
+            workload = %w.name, cgroup = %path, profile = %w.profile.name, mode = %w.bucket.mode,
+            balance = %w.bucket.balance(), surplus = %w.bucket.surplus,
+            "{}", if resumed { "workload resumed after agent restart" } else { "workload started" }
+        );
+        self.events
+            .push(Event::Started(self.workloads[i].name.clone()));
+        self.apply(i, now_ns);
+        self.schedule_next(i, now_ns);
+    }
+
+    fn stop(&mut self, i: usize, wall_s: u64) {
+        let w = &mut self.workloads[i];
+        if w.handle.take().is_none() {
+            return;
+        }
+        let charged = w.bucket.stop(&w.profile, wall_s);
+        w.written = None;
+        w.usage_rate = Rate::ZERO;
+        info!(workload = %w.name, balance = %w.bucket.balance(), charged = %charged, "workload stopped");
+        self.events.push(Event::Stopped(w.name.clone()));
+    }
+
+    fn schedule(&mut self, i: usize, at_ns: u64) {
+        let w = &mut self.workloads[i];
+        if at_ns < w.next_wake_ns || w.next_wake_ns == u64::MAX || self.wakes.is_empty() {
+            w.next_wake_ns = at_ns;
+            self.wakes.push(Reverse((at_ns, i)));
+        }
+    }
+
+    /// When this workload next needs a look: at the latest after `max_interval`, sooner when
+    /// its balance can reach zero before that at its full ceiling.
+    fn schedule_next(&mut self, i: usize, now_ns: u64) {
+        let max = self.config.max_interval_ms * MS;
+        let k = self.config.time_scale_milli.max(1);
+        let policy = self.config.policy;
+        let w = &self.workloads[i];
+        let mut interval = max;
+        if w.bucket.mode == Mode::Standard && !w.bucket.held {
+            let ceiling = w.ceiling(&policy);
+            if let Some(scaled) = time_to_exhaustion(&w.bucket, &w.profile, ceiling) {
+                let real = (scaled as u128 * 1000 / k as u128) as u64;
+                interval = interval.min(real.max(MIN_INTERVAL_NS));
+            }
+        }
+        let at = now_ns.saturating_add(interval);
+        let w = &mut self.workloads[i];
+        w.next_wake_ns = at;
+        self.wakes.push(Reverse((at, i)));
+    }
+
+    /// The earliest time any workload needs a look, if any.
+    pub fn next_wake(&mut self) -> Option<u64> {
+        while let Some(&Reverse((at, i))) = self.wakes.peek() {
+            if self
+                .workloads
+                .get(i)
+                .is_some_and(|w| w.next_wake_ns == at && w.is_running())
+            {
+                return Some(at);
+            }
+            self.wakes.pop();
+        }
+        None
+    }
+
+    /// Samples every workload that is due at `now_ns`. Returns how many were sampled.
+    pub fn tick(&mut self, now_ns: u64, wall_s: u64) -> usize {
+        let mut n = 0;
+        while let Some(&Reverse((at, i))) = self.wakes.peek() {
+            if at > now_ns {
+                break;
+            }
+            self.wakes.pop();
+            let w = &self.workloads[i];
+            if w.next_wake_ns != at || !w.is_running() {
+                continue;
+            }
+            self.sample(i, now_ns, wall_s);
+            n += 1;
+        }
+        n
+    }
+
+    /// Samples every running workload now (before a save, at exit).
+    pub fn sample_all(&mut self, now_ns: u64, wall_s: u64) {
+        for i in 0..self.workloads.len() {
+            if self.workloads[i].is_running() {
+                self.sample(i, now_ns, wall_s);
+            }
+        }
+    }
+
+    fn sample(&mut self, i: usize, now_ns: u64, wall_s: u64) {
+        let k = self.config.time_scale_milli;
+        let policy = self.config.policy;
+        let w = &mut self.workloads[i];
+        let Some(handle) = w.handle.as_mut() else {
+            return;
+        };
+        let s = match handle.sample() {
+            Ok(s) => s,
+            Err(e) if e.is_gone() => {
+                self.stop(i, wall_s);
+                return;
+            }
+            Err(e) => {
+                self.health.cgroup_read_errors += 1;
+                warn!(workload = %w.name, error = %e, "cannot sample cgroup");
+                self.schedule_next(i, now_ns);
+                return;
+            }
+        };
+        let dt_raw = now_ns.saturating_sub(w.last_at_ns);
+        // A counter never goes backwards in one cgroup; if it does, rebase without spending.
+        let du_raw = s.usage_ns.saturating_sub(w.last.usage_ns);
+        if dt_raw > 0 {
+            w.usage_rate = Rate::ONE_CORE.scale(du_raw, dt_raw);
+        }
+        let du = w.usage_scale.add(du_raw, k);
+        let dt = w.time_scale.add(dt_raw, k);
+        let was_held = w.bucket.held;
+        w.bucket.step_cpu(&w.profile, &policy, du, dt);
+        w.last = s;
+        w.last_at_ns = now_ns;
+        if w.bucket.held != was_held {
+            let name = w.name.clone();
+            if w.bucket.held {
+                info!(workload = %name, balance = %w.bucket.balance(), baseline_cores = w.profile.baseline().as_cores(),
+                    overdrawn = %w.bucket.totals.overdrawn, "credits exhausted: held at baseline");
+                self.events.push(Event::Held(name));
+            } else {
+                info!(workload = %name, balance = %w.bucket.balance(), "credits available: released from baseline");
+                self.events.push(Event::Released(name));
+            }
+        }
+        if now_ns.saturating_sub(self.workloads[i].last_drift_check_ns)
+            >= self.config.drift_check_ms * MS
+        {
+            self.check_drift(i, now_ns);
+        }
+        self.apply(i, now_ns);
+        self.schedule_next(i, now_ns);
+    }
+
+    /// Another writer (systemd on daemon-reload, a container runtime) may have changed the
+    /// quota: read it back now and then, and put ours back.
+    fn check_drift(&mut self, i: usize, now_ns: u64) {
+        let w = &mut self.workloads[i];
+        w.last_drift_check_ns = now_ns;
+        let (Some(handle), Some(ours)) = (w.handle.as_mut(), w.written) else {
+            return;
+        };
+        match handle.read_quota() {
+            Ok(q) if q != ours => {
+                self.health.external_quota_changes += 1;
+                if !w.drift_logged {
+                    warn!(workload = %w.name, ours = ?ours, found = ?q,
+                        "another writer changed the CPU quota; re-applying burstd's value");
+                    w.drift_logged = true;
+                } else {
+                    debug!(workload = %w.name, found = ?q, "quota changed again by another writer");
+                }
+                handle.forget_written();
+                w.written = None;
+            }
+            Ok(_) => {}
+            Err(e) if e.is_gone() => {}
+            Err(e) => {
+                self.health.cgroup_read_errors += 1;
+                debug!(workload = %w.name, error = %e, "cannot read quota");
+            }
+        }
+    }
+
+    /// Writes the workload's quota if it changed.
+    fn apply(&mut self, i: usize, _now_ns: u64) {
+        let policy = self.config.policy;
+        let period = self.config.period_us;
+        let host = self.host_cpus;
+        let w = &mut self.workloads[i];
+        let ceiling = w.ceiling(&policy);
+        if ceiling > Rate::cores(host) && !self.above_host_noted {
+            info!(workload = %w.name, vcpus = w.profile.vcpus, host_cpus = host,
+                "profile has more vCPUs than this host has CPUs; it can use at most the host");
+            self.above_host_noted = true;
+        }
+        let q = quota_for(ceiling, period, host);
+        if w.written == Some(q) {
+            return;
+        }
+        let Some(handle) = w.handle.as_mut() else {
+            return;
+        };
+        match handle.write_quota(q) {
+            Ok(WriteOutcome::Written) | Ok(WriteOutcome::Unchanged) => w.written = Some(q),
+            Err(e) if e.is_gone() => {}
+            Err(e) => {
+                self.health.cgroup_write_errors += 1;
+                warn!(workload = %w.name, quota = ?q, error = %e, "cannot write CPU quota");
+            }
+        }
+    }
+
+    /// Switches a workload's mode (config reload or the API). Returns the credits charged.
+    pub fn switch_mode(
+        &mut self,
+        name: &str,
+        mode: Mode,
+        now_ns: u64,
+        wall_s: u64,
+    ) -> Result<Credits, crate::credit::BucketError> {
+        let Some(&i) = self.index.get(name) else {
+            return Ok(Credits::ZERO);
+        };
+        if self.workloads[i].is_running() {
+            // Account up to now under the old mode first.
+            self.sample(i, now_ns, wall_s);
+        }
+        let policy = self.config.policy;
+        let w = &mut self.workloads[i];
+        let charged = w.bucket.switch(&w.profile, &policy, mode)?;
+        info!(workload = %w.name, mode = %mode, charged = %charged, balance = %w.bucket.balance(), "credit mode switched");
+        self.events.push(Event::Switched(name.to_string(), mode));
+        self.apply(i, now_ns);
+        self.schedule_next(i, now_ns);
+        Ok(charged)
+    }
+
+    /// Applies a new configuration without losing any balance: changed modes are switched,
+    /// changed profiles replace the old ones (balances clamped to the new limits), removed
+    /// workloads are released (their quota restored or kept as `on_exit` says).
+    pub fn reconfigure(
+        &mut self,
+        config: AgentConfig,
+        specs: Vec<WorkloadSpec>,
+        now_ns: u64,
+        wall_s: u64,
+    ) {
+        self.sample_all(now_ns, wall_s);
+        let old_specs = std::mem::replace(&mut self.specs, specs);
+        self.limiter.limit = config.launch_credit_limit;
+        let rescale = self.config.time_scale_milli != config.time_scale_milli;
+        self.config = config;
+        let names: Vec<String> = self.workloads.iter().map(|w| w.name.clone()).collect();
+        for name in names {
+            let Some(&i) = self.index.get(&name) else {
+                continue;
+            };
+            let Some(spec) = self.spec_for_name(&name).cloned() else {
+                self.release(i);
+                continue;
+            };
+            let w = &mut self.workloads[i];
+            if rescale {
+                w.usage_scale = Scaled::default();
+                w.time_scale = Scaled::default();
+            }
+            if w.profile != spec.profile {
+                w.profile = spec.profile.clone();
+                w.bucket.earned = w.bucket.earned.min(w.profile.max_earned);
+                w.bucket.surplus = w.bucket.surplus.min(w.profile.max_earned);
+            }
+            let old_mode = old_specs
+                .iter()
+                .find(|s| s.name == spec.name)
+                .map(|s| s.mode);
+            if old_mode != Some(spec.mode) && w.bucket.mode != spec.mode {
+                if let Err(e) = self.switch_mode(&name, spec.mode, now_ns, wall_s) {
+                    warn!(workload = %name, error = %e, "cannot switch mode");
+                }
+            }
+            if self.workloads[i].is_running() {
+                self.workloads[i].written = None;
+                self.apply(i, now_ns);
+                self.schedule_next(i, now_ns);
+            }
+        }
+        self.rescan(now_ns, wall_s);
+    }
+
+    /// Stops managing workload `i`: applies `on_exit` to its cgroup and forgets it.
+    fn release(&mut self, i: usize) {
+        let restore = self.config.on_exit == crate::config::OnExit::Restore;
+        let w = &mut self.workloads[i];
+        info!(workload = %w.name, "no longer configured; released");
+        if let (true, Some(h), Some(q)) = (restore, w.handle.as_mut(), w.original_quota) {
+            h.forget_written();
+            if let Err(e) = h.write_quota(q) {
+                warn!(workload = %w.name, error = %e, "cannot restore the original quota");
+            }
+        }
+        w.handle = None;
+        self.index.remove(&w.name);
+        w.name = String::new();
+    }
+
+    /// At exit: restores every cgroup's original quota if `on_exit = "restore"`.
+    pub fn on_exit(&mut self) {
+        if self.config.on_exit != crate::config::OnExit::Restore {
+            return;
+        }
+        for w in &mut self.workloads {
+            if let (Some(h), Some(q)) = (w.handle.as_mut(), w.original_quota) {
+                h.forget_written();
+                match h.write_quota(q) {
+                    Ok(_) => debug!(workload = %w.name, quota = ?q, "original quota restored"),
+                    Err(e) if e.is_gone() => {}
+                    Err(e) => {
+                        warn!(workload = %w.name, error = %e, "cannot restore the original quota")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Everything worth saving, as of the last samples.
+    pub fn snapshot(&self, wall_s: u64) -> State {
+        let mut workloads = BTreeMap::new();
+        for w in self.workloads.iter().filter(|w| !w.name.is_empty()) {
+            // Not yet seen since a restart: keep what was saved, unchanged.
+            if let (false, Some(p)) = (w.seen, &w.pending) {
+                workloads.insert(w.name.clone(), p.clone());
+                continue;
+            }
+            workloads.insert(
+                w.name.clone(),
+                SavedWorkload {
+                    profile: w.profile.name.clone(),
+                    bucket: w.bucket.clone(),
+                    cgroup: w.cgroup.clone(),
+                    cgroup_id: if w.is_running() { w.cgroup_id } else { 0 },
+                    usage_ns: w.last.usage_ns,
+                    accounted_at_boot_ns: w.last_at_ns,
+                    original_quota: w.original_quota.map(SavedQuota::from),
+                },
+            );
+        }
+        State {
+            version: STATE_VERSION,
+            boot_id: self.boot_id.clone(),
+            saved_at_unix_s: wall_s,
+            launch_limiter: self.limiter.clone(),
+            workloads,
+            extra: BTreeMap::new(),
+        }
+    }
+
+    /// Number of workloads running and of those held at baseline.
+    pub fn counts(&self) -> (usize, usize) {
+        let running = self.workloads.iter().filter(|w| w.is_running());
+        let (mut n, mut held) = (0, 0);
+        for w in running {
+            n += 1;
+            held += usize::from(w.bucket.held);
+        }
+        (n, held)
+    }
+}
+
+/// True when `candidate` is `own` or one of its ancestors (relative paths, '/'-separated).
+pub fn is_self_or_ancestor(own: &str, candidate: &str) -> bool {
+    let own = own.trim_matches('/');
+    let cand = candidate.trim_matches('/');
+    cand.is_empty()
+        || own == cand
+        || own
+            .strip_prefix(cand)
+            .is_some_and(|rest| rest.starts_with('/'))
+}

@@ -1,0 +1,206 @@
+//! The daemon's event loop: timers, signals, state saves, systemd notifications.
+//!
+//! One task owns the [`Agent`]; everything else (signals now, the API later) reaches it by
+//! message, so there are no locks on the hot path.
+
+use super::control::{Agent, Event};
+use super::state;
+use crate::config;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+const MS: u64 = 1_000_000;
+
+/// What can be asked of the loop from outside.
+#[derive(Debug)]
+pub enum Control {
+    /// Re-read the configuration file (SIGHUP).
+    Reload,
+    /// Save, apply `on_exit`, and return (SIGTERM, SIGINT).
+    Shutdown,
+}
+
+/// The loop's clocks: a monotonic one that keeps running across agent restarts within one
+/// boot (CLOCK_BOOTTIME in production), and the wall clock for the model's stop/start rules.
+pub trait Clock {
+    fn now_ns(&self) -> u64;
+    fn wall_s(&self) -> u64;
+}
+
+/// CLOCK_BOOTTIME and the system clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ns(&self) -> u64 {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+        (t.tv_sec as u64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(t.tv_nsec as u64)
+    }
+
+    fn wall_s(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+}
+
+/// Tokio's clock (pausable in tests) from an origin, and a fixed wall clock origin.
+pub struct TokioClock {
+    origin: tokio::time::Instant,
+    pub boot_offset_ns: u64,
+    pub wall_origin_s: u64,
+}
+
+impl TokioClock {
+    pub fn new(boot_offset_ns: u64, wall_origin_s: u64) -> Self {
+        TokioClock {
+            origin: tokio::time::Instant::now(),
+            boot_offset_ns,
+            wall_origin_s,
+        }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now_ns(&self) -> u64 {
+        self.boot_offset_ns + self.origin.elapsed().as_nanos() as u64
+    }
+
+    fn wall_s(&self) -> u64 {
+        self.wall_origin_s + self.origin.elapsed().as_secs()
+    }
+}
+
+/// Counters of state saving, for logs and metrics.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SaveStats {
+    pub saves: u64,
+    pub failures: u64,
+    pub last_success_unix_s: u64,
+}
+
+/// Options of the loop.
+pub struct LoopOptions {
+    pub config_path: Option<PathBuf>,
+    /// Send sd_notify messages (READY, STATUS, WATCHDOG, RELOADING).
+    pub notify: bool,
+}
+
+fn notify(on: bool, states: &[sd_notify::NotifyState]) {
+    if on {
+        if let Err(e) = sd_notify::notify(false, states) {
+            warn!(error = %e, "sd_notify failed");
+        }
+    }
+}
+
+fn save(agent: &Agent, clock: &dyn Clock, stats: &mut SaveStats) {
+    let wall = clock.wall_s();
+    match state::save(&agent.config.state_dir, &agent.snapshot(wall)) {
+        Ok(()) => {
+            stats.saves += 1;
+            stats.last_success_unix_s = wall;
+        }
+        Err(e) => {
+            stats.failures += 1;
+            error!(error = %e, "state save failed; balances since the last save would be lost on a crash");
+        }
+    }
+}
+
+/// Runs the agent until `Shutdown` (or the channel closes). Saves the state on every start,
+/// stop and mode switch and every `save_interval`; rescans every `rescan_interval`.
+pub async fn run_loop(
+    mut agent: Agent,
+    opts: LoopOptions,
+    clock: &dyn Clock,
+    mut rx: mpsc::Receiver<Control>,
+) -> SaveStats {
+    let mut stats = SaveStats::default();
+    let now = clock.now_ns();
+    agent.rescan(now, clock.wall_s());
+    agent.tick(now, clock.wall_s());
+    agent.take_events();
+    save(&agent, clock, &mut stats);
+    let mut watchdog_usec = 0u64;
+    let watchdog = opts.notify && sd_notify::watchdog_enabled(false, &mut watchdog_usec);
+    let watchdog_ns = watchdog_usec.saturating_mul(1000) / 2;
+    notify(opts.notify, &[sd_notify::NotifyState::Ready]);
+    let mut status = String::new();
+    let mut next_save = now + agent.config.save_interval_ms * MS;
+    let mut next_rescan = now + agent.config.rescan_interval_ms * MS;
+    let mut next_watchdog = now;
+    loop {
+        let now = clock.now_ns();
+        let wall = clock.wall_s();
+        agent.tick(now, wall);
+        if now >= next_rescan {
+            agent.rescan(now, wall);
+            next_rescan = now + agent.config.rescan_interval_ms * MS;
+        }
+        let events = agent.take_events();
+        let eventful = events.iter().any(|e| !matches!(e, Event::Released(_)));
+        if eventful || now >= next_save {
+            save(&agent, clock, &mut stats);
+            next_save = now + agent.config.save_interval_ms * MS;
+        }
+        if watchdog && now >= next_watchdog {
+            notify(true, &[sd_notify::NotifyState::Watchdog]);
+            next_watchdog = now + watchdog_ns.max(100 * MS);
+        }
+        let (running, held) = agent.counts();
+        let s = format!("{running} workloads, {held} held at baseline");
+        if s != status {
+            notify(opts.notify, &[sd_notify::NotifyState::Status(&s)]);
+            status = s;
+        }
+        let mut next = next_save.min(next_rescan);
+        if watchdog {
+            next = next.min(next_watchdog);
+        }
+        if let Some(w) = agent.next_wake() {
+            next = next.min(w);
+        }
+        let wait = Duration::from_nanos(next.saturating_sub(clock.now_ns()));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            msg = rx.recv() => match msg {
+                Some(Control::Reload) => reload(&mut agent, &opts, clock),
+                Some(Control::Shutdown) | None => break,
+            }
+        }
+    }
+    notify(opts.notify, &[sd_notify::NotifyState::Stopping]);
+    agent.sample_all(clock.now_ns(), clock.wall_s());
+    save(&agent, clock, &mut stats);
+    agent.on_exit();
+    info!(saves = stats.saves, "burstd stopped; state saved");
+    stats
+}
+
+fn reload(agent: &mut Agent, opts: &LoopOptions, clock: &dyn Clock) {
+    let Some(path) = &opts.config_path else {
+        return;
+    };
+    notify(
+        opts.notify,
+        &[
+            sd_notify::NotifyState::Reloading,
+            sd_notify::NotifyState::monotonic_usec_now()
+                .unwrap_or(sd_notify::NotifyState::Status("reloading")),
+        ],
+    );
+    match config::load(path) {
+        Ok(cfg) => {
+            info!(config = %path.display(), workloads = cfg.workloads.len(), "configuration reloaded");
+            agent.reconfigure(cfg.agent, cfg.workloads, clock.now_ns(), clock.wall_s());
+        }
+        Err(e) => {
+            error!(error = %e, "configuration not reloaded; still running on the previous one")
+        }
+    }
+    notify(opts.notify, &[sd_notify::NotifyState::Ready]);
+}

@@ -1,0 +1,234 @@
+//! An in-memory cgroup hierarchy that behaves like the kernel where it matters: usage grows
+//! at the workload's demand, capped by the quota currently written; writes are counted.
+
+use crate::cgroup::{Cgroup, CgroupError, Hierarchy, Quota, Sample, WriteOutcome};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+pub type TimeSource = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+#[derive(Clone, Debug)]
+pub struct FakeGroup {
+    pub id: u64,
+    /// Demanded CPU, in milli-cores.
+    pub demand_milli: u64,
+    pub quota: Quota,
+    pub usage_ns: u64,
+    pub throttled_ns: u64,
+    pub writes: u64,
+    at_ns: u64,
+}
+
+#[derive(Default)]
+pub struct FakeInner {
+    pub groups: HashMap<String, FakeGroup>,
+    next_id: u64,
+}
+
+#[derive(Clone)]
+pub struct Fake {
+    pub inner: Arc<Mutex<FakeInner>>,
+    time: TimeSource,
+    host_milli: u64,
+}
+
+fn gone(path: &str) -> CgroupError {
+    CgroupError::Gone {
+        path: PathBuf::from(path),
+    }
+}
+
+impl FakeGroup {
+    /// Integrate usage up to `now` at min(demand, quota, host).
+    fn advance(&mut self, now: u64, host_milli: u64) {
+        let dt = now.saturating_sub(self.at_ns);
+        self.at_ns = now;
+        let cap = match self.quota.quota_us {
+            Some(q) => q * 1000 / self.quota.period_us,
+            None => host_milli,
+        };
+        let rate = self.demand_milli.min(cap).min(host_milli);
+        self.usage_ns += (dt as u128 * rate as u128 / 1000) as u64;
+        if self.demand_milli > cap {
+            self.throttled_ns += dt;
+        }
+    }
+}
+
+impl Fake {
+    pub fn new(time: TimeSource, host_cpus: u64) -> Fake {
+        Fake {
+            inner: Arc::new(Mutex::new(FakeInner::default())),
+            time,
+            host_milli: host_cpus * 1000,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FakeInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Creates (or recreates, with a new id and a zero counter) a cgroup with this demand.
+    pub fn add(&self, path: &str, demand_milli: u64) {
+        let now = (self.time)();
+        let mut g = self.lock();
+        g.next_id += 1;
+        let id = g.next_id;
+        g.groups.insert(
+            path.to_string(),
+            FakeGroup {
+                id,
+                demand_milli,
+                quota: Quota::unlimited(100_000),
+                usage_ns: 0,
+                throttled_ns: 0,
+                writes: 0,
+                at_ns: now,
+            },
+        );
+    }
+
+    pub fn remove_group(&self, path: &str) {
+        self.lock().groups.remove(path);
+    }
+
+    /// Another writer sets the quota (systemd on daemon-reload).
+    pub fn external_write(&self, path: &str, q: Quota) {
+        let now = (self.time)();
+        let host = self.host_milli;
+        if let Some(g) = self.lock().groups.get_mut(path) {
+            g.advance(now, host);
+            g.quota = q;
+        }
+    }
+
+    pub fn group(&self, path: &str) -> Option<FakeGroup> {
+        let now = (self.time)();
+        let host = self.host_milli;
+        let mut inner = self.lock();
+        let g = inner.groups.get_mut(path)?;
+        g.advance(now, host);
+        Some(g.clone())
+    }
+}
+
+struct FakeHandle {
+    fake: Fake,
+    path: String,
+    id: u64,
+    last: Option<Quota>,
+}
+
+impl FakeHandle {
+    fn with<T>(&self, f: impl FnOnce(&mut FakeGroup) -> T) -> Result<T, CgroupError> {
+        let now = (self.fake.time)();
+        let host = self.fake.host_milli;
+        let mut inner = self.fake.lock();
+        match inner.groups.get_mut(&self.path) {
+            Some(g) if g.id == self.id => {
+                g.advance(now, host);
+                Ok(f(g))
+            }
+            _ => Err(gone(&self.path)),
+        }
+    }
+}
+
+impl Cgroup for FakeHandle {
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn sample(&mut self) -> Result<Sample, CgroupError> {
+        self.with(|g| Sample {
+            usage_ns: g.usage_ns,
+            nr_periods: 0,
+            nr_throttled: 0,
+            throttled_ns: g.throttled_ns,
+        })
+    }
+
+    fn read_quota(&mut self) -> Result<Quota, CgroupError> {
+        let q = self.with(|g| g.quota)?;
+        self.last = Some(q);
+        Ok(q)
+    }
+
+    fn write_quota(&mut self, q: Quota) -> Result<WriteOutcome, CgroupError> {
+        if self.last == Some(q) {
+            return Ok(WriteOutcome::Unchanged);
+        }
+        self.with(|g| {
+            g.quota = q;
+            g.writes += 1;
+        })?;
+        self.last = Some(q);
+        Ok(WriteOutcome::Written)
+    }
+
+    fn forget_written(&mut self) {
+        self.last = None;
+    }
+}
+
+impl Hierarchy for Fake {
+    fn open(&self, rel: &str) -> Result<Box<dyn Cgroup>, CgroupError> {
+        let id = self
+            .lock()
+            .groups
+            .get(rel)
+            .map(|g| g.id)
+            .ok_or_else(|| gone(rel))?;
+        Ok(Box::new(FakeHandle {
+            fake: self.clone(),
+            path: rel.to_string(),
+            id,
+            last: None,
+        }))
+    }
+
+    fn glob(&self, pattern: &str) -> Result<Vec<String>, CgroupError> {
+        let (dir, pat) = pattern.rsplit_once('/').unwrap_or(("", pattern));
+        let (pre, post) = pat.split_once('*').unwrap_or((pat, ""));
+        let mut out: Vec<String> = self
+            .lock()
+            .groups
+            .keys()
+            .filter(|k| {
+                let (kd, kn) = k.rsplit_once('/').unwrap_or(("", k));
+                kd == dir
+                    && kn.starts_with(pre)
+                    && kn.ends_with(post)
+                    && kn.len() >= pre.len() + post.len()
+            })
+            .cloned()
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    fn create(&self, rel: &str) -> Result<(), CgroupError> {
+        if !self.lock().groups.contains_key(rel) {
+            self.add(rel, 0);
+        }
+        Ok(())
+    }
+
+    fn remove(&self, rel: &str) -> Result<(), CgroupError> {
+        self.remove_group(rel);
+        Ok(())
+    }
+
+    fn add_process(&self, _rel: &str, _pid: u32) -> Result<(), CgroupError> {
+        Ok(())
+    }
+
+    fn procs(&self, _rel: &str) -> Result<Vec<u32>, CgroupError> {
+        Ok(Vec::new())
+    }
+}

@@ -1,0 +1,226 @@
+//! The state file: every balance, so that a restart, a crash or a reboot loses nothing.
+//!
+//! Written atomically (temporary file, fsync, rename, fsync of the directory), so a reader
+//! only ever sees a whole old or a whole new file. A corrupt or future-version file stops
+//! start-up with a clear message: balances are never silently reset.
+
+use crate::cgroup::Quota;
+use crate::credit::{Bucket, LaunchLimiter};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Version of the file format this build writes and reads.
+pub const STATE_VERSION: u32 = 1;
+/// File name inside `state_dir`.
+pub const STATE_FILE: &str = "state.json";
+
+/// A quota as stored (the cgroup layer's `Quota` has no serde).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct SavedQuota {
+    pub quota_us: Option<u64>,
+    pub period_us: u64,
+}
+
+impl From<Quota> for SavedQuota {
+    fn from(q: Quota) -> Self {
+        SavedQuota {
+            quota_us: q.quota_us,
+            period_us: q.period_us,
+        }
+    }
+}
+
+impl From<SavedQuota> for Quota {
+    fn from(q: SavedQuota) -> Self {
+        Quota {
+            quota_us: q.quota_us,
+            period_us: q.period_us,
+        }
+    }
+}
+
+/// One workload's saved state.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+pub struct SavedWorkload {
+    pub profile: String,
+    pub bucket: Bucket,
+    /// The cgroup it was last seen in, its inode, and the usage counter accounted up to.
+    pub cgroup: Option<String>,
+    pub cgroup_id: u64,
+    pub usage_ns: u64,
+    /// CLOCK_BOOTTIME (ns) at which `usage_ns` was accounted.
+    pub accounted_at_boot_ns: u64,
+    /// The quota the cgroup had before burstd first managed it (for `on_exit = "restore"`).
+    pub original_quota: Option<SavedQuota>,
+}
+
+/// The whole file.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+pub struct State {
+    pub version: u32,
+    /// `/proc/sys/kernel/random/boot_id` at the time of saving.
+    pub boot_id: String,
+    /// Wall-clock time of the save, seconds since the epoch.
+    pub saved_at_unix_s: u64,
+    pub launch_limiter: LaunchLimiter,
+    pub workloads: BTreeMap<String, SavedWorkload>,
+    /// Extra sections later versions of the agent keep (API tokens, defaults); kept verbatim.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state file {path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "state file {path} is corrupt ({reason}); burstd will not reset balances silently: \
+         inspect it, restore a backup, or move it away to start from fresh balances"
+    )]
+    Corrupt { path: PathBuf, reason: String },
+    #[error(
+        "state file {path} has version {found}, newer than this burstd understands ({STATE_VERSION}); \
+         run the newer burstd, or move the file away to start from fresh balances"
+    )]
+    FutureVersion { path: PathBuf, found: u32 },
+    #[error("state file {path}: cannot write: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub fn state_path(dir: &Path) -> PathBuf {
+    dir.join(STATE_FILE)
+}
+
+/// Loads the state; `Ok(None)` when there is none yet.
+pub fn load(dir: &Path) -> Result<Option<State>, StateError> {
+    let path = state_path(dir);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(StateError::Read { path, source }),
+    };
+    // Look at the version first, so a newer format is reported as such and not as corrupt.
+    let probe: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+    let found = probe
+        .get("version")
+        .and_then(|v| v.as_u64())
+        .ok_or_else(|| StateError::Corrupt {
+            path: path.clone(),
+            reason: "no version field".into(),
+        })?;
+    if found > STATE_VERSION as u64 {
+        return Err(StateError::FutureVersion {
+            path,
+            found: found as u32,
+        });
+    }
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| StateError::Corrupt {
+            path,
+            reason: e.to_string(),
+        })
+}
+
+/// Writes the state atomically: a crash at any point leaves the old or the new file whole.
+pub fn save(dir: &Path, state: &State) -> Result<(), StateError> {
+    let path = state_path(dir);
+    let werr = |source| StateError::Write {
+        path: path.clone(),
+        source,
+    };
+    let body = serde_json::to_vec_pretty(state).map_err(|e| werr(std::io::Error::other(e)))?;
+    fs::create_dir_all(dir).map_err(werr)?;
+    let tmp = dir.join(format!(".{STATE_FILE}.tmp"));
+    {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(werr)?;
+        f.write_all(&body).map_err(werr)?;
+        f.sync_all().map_err(werr)?;
+    }
+    fs::rename(&tmp, &path).map_err(werr)?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(werr)?;
+    Ok(())
+}
+
+/// This boot's id; a different one in the state file means the host rebooted since.
+pub fn boot_id() -> String {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credit::{builtin_profile, Credits, Mode};
+
+    fn sample_state() -> State {
+        let p = builtin_profile("t3.micro").unwrap();
+        let mut workloads = BTreeMap::new();
+        workloads.insert(
+            "web".to_string(),
+            SavedWorkload {
+                profile: "t3.micro".into(),
+                bucket: Bucket::new(&p, Mode::Standard, Credits::milli(12_345)).unwrap(),
+                cgroup: Some("system.slice/nginx.service".into()),
+                cgroup_id: 42,
+                usage_ns: 1_000_000_007,
+                accounted_at_boot_ns: 99,
+                original_quota: Some(SavedQuota {
+                    quota_us: None,
+                    period_us: 100_000,
+                }),
+            },
+        );
+        State {
+            version: STATE_VERSION,
+            boot_id: "b".into(),
+            saved_at_unix_s: 1,
+            launch_limiter: LaunchLimiter::default(),
+            workloads,
+            extra: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn round_trips_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = sample_state();
+        save(dir.path(), &s).unwrap();
+        assert_eq!(load(dir.path()).unwrap(), Some(s));
+        assert!(!dir.path().join(".state.json.tmp").exists());
+    }
+
+    #[test]
+    fn missing_is_none_corrupt_and_future_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load(dir.path()).unwrap(), None);
+        fs::write(state_path(dir.path()), "{\"version\": 1, \"workl").unwrap();
+        let e = load(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("is corrupt") && e.contains("will not reset balances"),
+            "{e}"
+        );
+        fs::write(state_path(dir.path()), "{\"version\": 7}").unwrap();
+        let e = load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("has version 7, newer than"), "{e}");
+    }
+}

@@ -1,0 +1,341 @@
+//! Control-core and loop tests against the in-memory hierarchy.
+
+use super::control::{Agent, Event};
+use super::daemon::{run_loop, Clock, Control, LoopOptions, TokioClock};
+use super::fake::Fake;
+use super::state;
+use super::units::UnitResolver;
+use crate::cgroup::Quota;
+use crate::config::{self, Config};
+use crate::credit::{Credits, Mode};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const MS: u64 = 1_000_000;
+const S: u64 = 1_000_000_000;
+
+struct NoUnits;
+impl UnitResolver for NoUnits {
+    fn cgroup_of(&mut self, unit: &str) -> Option<String> {
+        Some(format!("system.slice/{unit}"))
+    }
+}
+
+fn cfg(text: &str, state_dir: &Path) -> Config {
+    let text = format!(
+        "[agent]\nstate_dir = {:?}\n{text}",
+        state_dir.display().to_string()
+    );
+    config::parse(Path::new("test.toml"), &text).unwrap()
+}
+
+struct Manual {
+    now: Arc<AtomicU64>,
+    fake: Fake,
+}
+
+impl Manual {
+    fn new(host: u64) -> Manual {
+        let now = Arc::new(AtomicU64::new(1_000 * S));
+        let t = now.clone();
+        Manual {
+            fake: Fake::new(Arc::new(move || t.load(Ordering::SeqCst)), host),
+            now,
+        }
+    }
+    fn t(&self) -> u64 {
+        self.now.load(Ordering::SeqCst)
+    }
+    fn agent(&self, c: &Config, own: Vec<String>) -> Agent {
+        Agent::new(
+            c.agent.clone(),
+            c.workloads.clone(),
+            Box::new(self.fake.clone()),
+            Box::new(NoUnits),
+            4,
+            own,
+            "boot-1".into(),
+        )
+    }
+    /// Advance time, running the agent's due ticks on the way.
+    fn run(&self, agent: &mut Agent, ns: u64) {
+        let end = self.t() + ns;
+        loop {
+            let next = agent.next_wake().unwrap_or(u64::MAX).min(end);
+            self.now.store(next.max(self.t()), Ordering::SeqCst);
+            agent.tick(self.t(), self.t() / S);
+            if self.t() >= end {
+                break;
+            }
+        }
+    }
+}
+
+const STD: &str = "time_scale = 60.0\n[[workload]]\nname = \"burn\"\ncgroup = \"burn\"\nprofile = \"t3.micro\"\nmode = \"standard\"\ninitial_credits = 1\n";
+
+#[test]
+fn standard_workload_is_held_at_baseline_when_predicted() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Manual::new(4);
+    m.fake.add("burn", 1000); // one busy core
+    let c = cfg(STD, dir.path());
+    let mut a = m.agent(&c, vec![]);
+    a.rescan(m.t(), 0);
+    // t3.micro: 2 vCPU on a 4-CPU host → limited to 2 cores while it has credits.
+    assert_eq!(
+        m.fake.group("burn").unwrap().quota,
+        Quota::limited(200_000, 100_000)
+    );
+    // 1 credit at a net 0.8 core, 60× faster: 75 s of credit time = 1.25 s.
+    m.run(&mut a, 1249 * MS);
+    assert!(!a.get("burn").unwrap().bucket.held);
+    m.run(&mut a, 2 * MS);
+    let w = a.get("burn").unwrap();
+    assert!(w.bucket.held);
+    assert_eq!(
+        m.fake.group("burn").unwrap().quota,
+        Quota::limited(20_000, 100_000)
+    );
+    // The cap landed within a millisecond of CPU past zero (scaled: 60 ms of credit-clock CPU).
+    assert!(
+        w.bucket.totals.overdrawn <= Credits::from_cpu_ns(60 * MS),
+        "{:?}",
+        w.bucket.totals.overdrawn
+    );
+    assert!(a.take_events().contains(&Event::Held("burn".into())));
+    // Held: over the next 10 s it gets its baseline, 0.2 cores.
+    let before = m.fake.group("burn").unwrap().usage_ns;
+    m.run(&mut a, 10 * S);
+    let used = m.fake.group("burn").unwrap().usage_ns - before;
+    assert!(used.abs_diff(2 * S) < 1000, "{used}");
+    // Write only on change: 2 cores at start, baseline at zero; nothing since.
+    assert_eq!(m.fake.group("burn").unwrap().writes, 2);
+}
+
+#[test]
+fn unlimited_workload_is_never_capped_and_builds_surplus() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Manual::new(4);
+    m.fake.add("burn", 2000);
+    let c = cfg(
+        &STD.replace("mode = \"standard\"", "mode = \"unlimited\""),
+        dir.path(),
+    );
+    let mut a = m.agent(&c, vec![]);
+    a.rescan(m.t(), 0);
+    m.run(&mut a, 10 * S);
+    let w = a.get("burn").unwrap();
+    assert_eq!(w.bucket.earned, Credits::ZERO);
+    // 10 s × 60 = 600 s of credit time at 2 − 0.2 cores = 1080 core-s = 18 credits, minus the initial 1.
+    assert_eq!(w.bucket.surplus, Credits::whole(17));
+    assert_eq!(
+        m.fake.group("burn").unwrap().quota,
+        Quota::limited(200_000, 100_000)
+    );
+    assert_eq!(m.fake.group("burn").unwrap().writes, 1);
+}
+
+#[test]
+fn drift_is_detected_counted_and_reapplied() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Manual::new(4);
+    m.fake.add("burn", 1000);
+    let c = cfg(STD, dir.path());
+    let mut a = m.agent(&c, vec![]);
+    a.rescan(m.t(), 0);
+    m.run(&mut a, 2 * S);
+    assert!(a.get("burn").unwrap().bucket.held);
+    m.fake.external_write("burn", Quota::unlimited(100_000));
+    m.run(&mut a, 5 * S + 10 * MS); // drift_check_s defaults to 5
+    assert_eq!(
+        m.fake.group("burn").unwrap().quota,
+        Quota::limited(20_000, 100_000)
+    );
+    assert_eq!(a.health.external_quota_changes, 1);
+}
+
+#[test]
+fn stop_and_start_follow_the_profile_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Manual::new(4);
+    m.fake.add("burn", 0);
+    let c = cfg(
+        &STD.replace("initial_credits = 1", "initial_credits = 50"),
+        dir.path(),
+    );
+    let mut a = m.agent(&c, vec![]);
+    a.rescan(m.t(), 0);
+    m.fake.remove_group("burn");
+    m.run(&mut a, 2 * S);
+    assert!(!a.get("burn").unwrap().is_running());
+    assert!(a.take_events().contains(&Event::Stopped("burn".into())));
+    m.fake.add("burn", 0);
+    a.rescan(m.t(), 10);
+    let w = a.get("burn").unwrap();
+    assert!(w.is_running());
+    // T3 keeps its earned credits across a short stop (no earning while stopped).
+    assert!(w.bucket.balance() >= Credits::whole(50));
+    assert!(a.take_events().contains(&Event::Started("burn".into())));
+}
+
+#[test]
+fn restart_carries_the_balance_and_accounts_the_time_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Manual::new(4);
+    m.fake.add("burn", 2000);
+    let c = cfg(
+        &STD.replace("mode = \"standard\"", "mode = \"unlimited\""),
+        dir.path(),
+    );
+    let mut a = m.agent(&c, vec![]);
+    a.rescan(m.t(), 0);
+    m.run(&mut a, 5 * S);
+    let before = a.get("burn").unwrap().bucket.clone();
+    state::save(dir.path(), &a.snapshot(5)).unwrap();
+    drop(a);
+    // Down for 5 s while the workload keeps burning, then a new agent.
+    m.now.fetch_add(5 * S, Ordering::SeqCst);
+    let mut b = m.agent(&c, vec![]);
+    b.restore(state::load(dir.path()).unwrap().unwrap());
+    b.rescan(m.t(), 10);
+    let after = &b.get("burn").unwrap().bucket;
+    // Each 5 s at 2 cores, net 1.8 × 300 s = 540 core-s = 9 credits of surplus.
+    assert_eq!(before.surplus, Credits::whole(8));
+    assert_eq!(after.surplus, Credits::whole(17));
+    assert_eq!(
+        after.totals.charged,
+        Credits::ZERO,
+        "not a stop: nothing charged"
+    );
+}
+
+#[test]
+fn glob_matches_are_separate_workloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Manual::new(4);
+    m.fake.add("system.slice/docker-a.scope", 0);
+    m.fake.add("system.slice/docker-b.scope", 0);
+    m.fake.add("system.slice/other.service", 0);
+    let c = cfg("[[workload]]\nname = \"containers\"\nmatch = \"system.slice/docker-*.scope\"\nprofile = \"t3.small\"\n", dir.path());
+    let mut a = m.agent(&c, vec![]);
+    a.rescan(m.t(), 0);
+    let mut names: Vec<_> = a
+        .workloads
+        .iter()
+        .filter(|w| w.is_running())
+        .map(|w| w.name.clone())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["containers/docker-a.scope", "containers/docker-b.scope"]
+    );
+}
+
+#[test]
+fn own_cgroup_and_ancestors_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Manual::new(4);
+    m.fake.add("system.slice", 0);
+    let c = cfg(
+        "[[workload]]\nname = \"s\"\ncgroup = \"system.slice\"\n",
+        dir.path(),
+    );
+    let mut a = m.agent(&c, vec!["system.slice/burstd.service".into()]);
+    a.rescan(m.t(), 0);
+    assert!(!a.get("s").unwrap().is_running());
+    assert_eq!(m.fake.group("system.slice").unwrap().writes, 0);
+}
+
+#[test]
+fn mode_switch_on_reconfigure_charges_surplus() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Manual::new(4);
+    m.fake.add("burn", 2000);
+    let unl = cfg(
+        &STD.replace("mode = \"standard\"", "mode = \"unlimited\""),
+        dir.path(),
+    );
+    let mut a = m.agent(&unl, vec![]);
+    a.rescan(m.t(), 0);
+    m.run(&mut a, 5 * S);
+    let std = cfg(STD, dir.path());
+    a.reconfigure(std.agent.clone(), std.workloads.clone(), m.t(), 5);
+    let w = a.get("burn").unwrap();
+    assert_eq!(w.bucket.mode, Mode::Standard);
+    assert_eq!(w.bucket.totals.charged, Credits::whole(8));
+    assert!(w.bucket.held);
+    assert_eq!(
+        m.fake.group("burn").unwrap().quota,
+        Quota::limited(20_000, 100_000)
+    );
+}
+
+/// The real loop on tokio's paused clock: capping time, SIGHUP-style reload, shutdown.
+#[tokio::test(start_paused = true)]
+async fn loop_caps_reloads_and_saves_on_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TokioClock::new(0, 1_000);
+    let origin = tokio::time::Instant::now();
+    let fake = Fake::new(Arc::new(move || origin.elapsed().as_nanos() as u64), 4);
+    fake.add("burn", 1000);
+    let path = dir.path().join("burstd.toml");
+    let text = format!(
+        "[agent]\nstate_dir = {:?}\n{STD}",
+        dir.path().display().to_string()
+    );
+    std::fs::write(&path, &text).unwrap();
+    let c = config::load(&path).unwrap();
+    let agent = Agent::new(
+        c.agent,
+        c.workloads,
+        Box::new(fake.clone()),
+        Box::new(NoUnits),
+        4,
+        vec![],
+        "b".into(),
+    );
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let opts = LoopOptions {
+        config_path: Some(path.clone()),
+        notify: false,
+    };
+    let driver = async {
+        tokio::time::sleep(Duration::from_millis(1240)).await;
+        assert_eq!(
+            fake.group("burn").unwrap().quota,
+            Quota::limited(200_000, 100_000)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(
+            fake.group("burn").unwrap().quota,
+            Quota::limited(20_000, 100_000)
+        );
+        std::fs::write(
+            &path,
+            text.replace("mode = \"standard\"", "mode = \"unlimited\""),
+        )
+        .unwrap();
+        tx.send(Control::Reload).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(
+            fake.group("burn").unwrap().quota,
+            Quota::limited(200_000, 100_000)
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        tx.send(Control::Shutdown).await.unwrap();
+    };
+    let (stats, ()) = tokio::join!(run_loop(agent, opts, &clock, rx), driver);
+    assert_eq!(stats.failures, 0);
+    let saved = state::load(dir.path()).unwrap().unwrap();
+    let w = &saved.workloads["burn"];
+    assert_eq!(w.bucket.mode, Mode::Unlimited);
+    // ~3 s at 1 core unlimited, 60×: net 0.8 × 180 s = 2.4 credits of surplus.
+    let s = w.bucket.surplus.as_f64();
+    assert!((2.3..2.5).contains(&s), "{s}");
+    // on_exit = restore: the cgroup had no limit before burstd.
+    assert_eq!(fake.group("burn").unwrap().quota, Quota::unlimited(100_000));
+    let _ = clock.wall_s();
+}
