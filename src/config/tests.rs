@@ -255,3 +255,11 @@ fn missing_file_is_a_read_error() {
         "{e}"
     );
 }
+
+#[test]
+fn the_shipped_example_config_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/burstd.toml");
+    let c = load(&path).unwrap();
+    assert_eq!(c.workloads.len(), 1);
+    assert_eq!(c.workloads[0].profile.name, "t3.micro");
+}

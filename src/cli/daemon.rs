@@ -1,0 +1,244 @@
+//! `burstd daemon` and `burstd check`: the agent's entry points.
+
+use crate::agent::daemon::{run_loop, Control, LoopOptions, SystemClock};
+use crate::agent::units::Systemctl;
+use crate::agent::{state, Agent};
+use crate::cgroup::{layout::SCHED_EXT_STATE, read_own_cgroup_paths, sched_ext_enabled, Layout};
+use crate::config::{self, Source};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use tracing::{error, info, warn};
+
+/// Exit code when the state file cannot be used (sysexits EX_DATAERR).
+pub const EX_DATAERR: u8 = 65;
+/// Exit code when the host cannot do what is asked (sysexits EX_UNAVAILABLE).
+pub const EX_UNAVAILABLE: u8 = 69;
+
+#[derive(clap::Args, Debug)]
+pub struct DaemonArgs {
+    /// The configuration file (TOML; see config/burstd.toml).
+    #[arg(long, short, default_value = "/etc/burstd/burstd.toml")]
+    pub config: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// The configuration file to validate against this host.
+    #[arg(long, short, default_value = "/etc/burstd/burstd.toml")]
+    pub config: PathBuf,
+}
+
+/// Logs to stderr; under systemd (JOURNAL_STREAM set) without timestamps or colours, since
+/// the journal adds its own.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BURSTD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().with_ansi(false).with_target(false).try_init()
+    } else {
+        builder.with_target(false).try_init()
+    };
+}
+
+/// The cgroup layout: `cgroup_root` from the config if given (a v2 mount, or a directory
+/// holding v1 `cpu` and `cpuacct` mounts), otherwise detected from /proc/self/mountinfo.
+pub fn layout_for(cgroup_root: Option<&Path>) -> Result<Layout, String> {
+    let Some(root) = cgroup_root else {
+        return Layout::detect().map_err(|e| e.to_string());
+    };
+    if root.join("cgroup.controllers").exists() {
+        return Ok(Layout::v2(root));
+    }
+    let cpu = [root.join("cpu"), root.join("cpu,cpuacct")].into_iter().find(|p| p.join("cpu.cfs_quota_us").exists());
+    let acct = [root.join("cpuacct"), root.join("cpu,cpuacct")].into_iter().find(|p| p.join("cpuacct.usage").exists());
+    match (cpu, acct) {
+        (Some(c), Some(a)) => Ok(Layout::v1(c, a)),
+        _ => Err(format!(
+            "cgroup_root = {:?} is neither a cgroup v2 mount (no cgroup.controllers) nor a directory with v1 cpu and cpuacct hierarchies",
+            root.display()
+        )),
+    }
+}
+
+pub fn host_cpus() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+
+fn describe(layout: &Layout) -> String {
+    match layout {
+        Layout::V2 { root } => format!("cgroup v2 at {}", root.display()),
+        Layout::V1 { cpu_root, cpuacct_root } => {
+            format!("cgroup v1: cpu at {}, cpuacct at {}", cpu_root.display(), cpuacct_root.display())
+        }
+    }
+}
+
+pub fn run_daemon(args: DaemonArgs) -> ExitCode {
+    init_logging();
+    let cfg = match config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("burstd: {e}");
+            return ExitCode::from(super::EX_USAGE);
+        }
+    };
+    let layout = match layout_for(cfg.agent.cgroup_root.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("burstd: {e}");
+            return ExitCode::from(EX_UNAVAILABLE);
+        }
+    };
+    info!(layout = %describe(&layout), workloads = cfg.workloads.len(), config = %args.config.display(), "burstd starting");
+    if sched_ext_enabled(Path::new(SCHED_EXT_STATE)).unwrap_or(false) {
+        warn!("a sched_ext scheduler is loaded: it may ignore CPU quotas, so baselines may not be enforced");
+    }
+    let own = read_own_cgroup_paths(&layout).unwrap_or_default();
+    let saved = match state::load(&cfg.agent.state_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            error!("{e}");
+            eprintln!("burstd: {e}");
+            return ExitCode::from(EX_DATAERR);
+        }
+    };
+    let mut agent = Agent::new(
+        cfg.agent.clone(),
+        cfg.workloads.clone(),
+        layout.hierarchy(),
+        Box::new(Systemctl),
+        host_cpus(),
+        own,
+        state::boot_id(),
+    );
+    if let Some(s) = saved {
+        info!(workloads = s.workloads.len(), "balances restored from the state file");
+        agent.restore(s);
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("burstd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        if let Err(e) = forward_signals(tx) {
+            eprintln!("burstd: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+        let opts = LoopOptions {
+            config_path: Some(args.config.clone()),
+            notify: true,
+        };
+        let stats = run_loop(agent, opts, &SystemClock, rx).await;
+        if stats.saves == 0 {
+            return ExitCode::FAILURE;
+        }
+        ExitCode::SUCCESS
+    })
+}
+
+/// SIGHUP → reload; SIGTERM, SIGINT → shutdown.
+pub fn forward_signals(tx: tokio::sync::mpsc::Sender<Control>) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        loop {
+            let msg = tokio::select! {
+                _ = hup.recv() => Control::Reload,
+                _ = term.recv() => Control::Shutdown,
+                _ = int.recv() => Control::Shutdown,
+            };
+            let stop = matches!(msg, Control::Shutdown);
+            if tx.send(msg).await.is_err() || stop {
+                break;
+            }
+        }
+    });
+    Ok(())
+}
+
+pub fn run_check(args: CheckArgs) -> ExitCode {
+    let cfg = match config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("burstd: {e}");
+            return ExitCode::from(super::EX_USAGE);
+        }
+    };
+    let mut problems = 0;
+    println!("config        {}: OK ({} workloads, {} custom profiles)", args.config.display(), cfg.workloads.len(), cfg.custom_profiles.len());
+    let layout = match layout_for(cfg.agent.cgroup_root.as_deref()) {
+        Ok(l) => {
+            println!("cgroups       {}", describe(&l));
+            l
+        }
+        Err(e) => {
+            println!("cgroups       PROBLEM: {e}");
+            return ExitCode::from(EX_UNAVAILABLE);
+        }
+    };
+    let quota_dir = match &layout {
+        Layout::V2 { root } => root.clone(),
+        Layout::V1 { cpu_root, .. } => cpu_root.clone(),
+    };
+    let writable = rustix::fs::access(&quota_dir, rustix::fs::Access::WRITE_OK).is_ok();
+    if writable {
+        println!("permissions   can write below {}", quota_dir.display());
+    } else {
+        problems += 1;
+        println!("permissions   PROBLEM: cannot write below {}: run as root or delegate the subtree", quota_dir.display());
+    }
+    match sched_ext_enabled(Path::new(SCHED_EXT_STATE)) {
+        Ok(true) => println!("sched_ext     WARNING: a sched_ext scheduler is loaded and may ignore CPU quotas"),
+        Ok(false) => println!("sched_ext     not loaded"),
+        Err(e) => println!("sched_ext     unknown ({e})"),
+    }
+    match state::load(&cfg.agent.state_dir) {
+        Ok(Some(s)) => println!("state         {}: {} saved workloads", state::state_path(&cfg.agent.state_dir).display(), s.workloads.len()),
+        Ok(None) => println!("state         none yet in {} (fresh balances at first start)", cfg.agent.state_dir.display()),
+        Err(e) => {
+            problems += 1;
+            println!("state         PROBLEM: {e}");
+        }
+    }
+    let hierarchy = layout.hierarchy();
+    let mut resolver = Systemctl;
+    for w in &cfg.workloads {
+        use crate::agent::units::UnitResolver;
+        let paths: Vec<String> = match &w.source {
+            Source::Cgroup(p) => vec![p.clone()],
+            Source::Unit(u) => resolver.cgroup_of(u).into_iter().collect(),
+            Source::Match(pat) => hierarchy.glob(pat).unwrap_or_default(),
+        };
+        let what = format!("{} ({}, {})", w.name, w.profile.name, w.mode);
+        if paths.is_empty() {
+            println!("workload      {what}: no cgroup now (treated as stopped until it appears)");
+        }
+        for p in paths {
+            match hierarchy.open(&p) {
+                Ok(mut h) => {
+                    let q = h.read_quota().map(|q| format!("{q:?}")).unwrap_or_else(|e| e.to_string());
+                    println!("workload      {what}: {p} found, quota now {q}");
+                }
+                Err(e) if e.is_gone() => println!("workload      {what}: {p} not found (treated as stopped until it appears)"),
+                Err(e) => {
+                    problems += 1;
+                    println!("workload      {what}: {p} PROBLEM: {e}");
+                }
+            }
+        }
+    }
+    if problems > 0 {
+        println!("{problems} problem(s) found");
+        ExitCode::FAILURE
+    } else {
+        println!("no problems found");
+        ExitCode::SUCCESS
+    }
+}
