@@ -26,12 +26,10 @@ impl FakeTree {
         Self::new(|d| Layout::v2(d.join("unified")))
     }
 
-    #[allow(dead_code)] // used by v1 tests (next commit)
     pub(crate) fn v1_separate() -> Self {
         Self::new(|d| Layout::v1(d.join("cpu"), d.join("cpuacct")))
     }
 
-    #[allow(dead_code)]
     pub(crate) fn v1_comounted() -> Self {
         Self::new(|d| {
             let root = d.join("cpu,cpuacct");

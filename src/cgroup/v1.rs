@@ -213,3 +213,207 @@ impl Cgroup for V1Cgroup {
         self.last = None;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_tree::FakeTree;
+    use super::*;
+
+    const CG: &str = "docker/abc";
+
+    fn trees() -> [FakeTree; 2] {
+        let trees = [FakeTree::v1_separate(), FakeTree::v1_comounted()];
+        for tree in &trees {
+            tree.add(CG);
+        }
+        trees
+    }
+
+    /// Replace a control file by a directory so that writing it fails: shows write order.
+    fn break_file(tree: &FakeTree, file: &str) {
+        std::fs::remove_file(tree.file(CG, file)).unwrap();
+        std::fs::create_dir(tree.file(CG, file)).unwrap();
+    }
+
+    #[test]
+    fn sample_reads_cpuacct_usage_and_cpu_stat() {
+        for tree in trees() {
+            let h = tree.layout.hierarchy();
+            let mut cg = h.open(CG).unwrap();
+            tree.set(CG, "cpuacct.usage", "2000000123\n");
+            tree.set(
+                CG,
+                "cpu.stat",
+                "nr_periods 31\nnr_throttled 30\nthrottled_time 2400000000\nnr_bursts 0\nburst_time 0\n",
+            );
+            assert_eq!(
+                cg.sample().unwrap(),
+                Sample {
+                    usage_ns: 2_000_000_123,
+                    nr_periods: 31,
+                    nr_throttled: 30,
+                    throttled_ns: 2_400_000_000,
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn quota_formats_and_only_changed_period_is_written() {
+        for tree in trees() {
+            let h = tree.layout.hierarchy();
+            let mut cg = h.open(CG).unwrap();
+            assert_eq!(cg.read_quota().unwrap(), Quota::unlimited(100_000));
+            // Hand-mark the period: an unchanged period must not be rewritten.
+            tree.set(CG, "cpu.cfs_period_us", "100000 untouched\n");
+            cg.write_quota(Quota::limited(20_000, 100_000)).unwrap();
+            assert_eq!(tree.get(CG, "cpu.cfs_quota_us"), "20000");
+            assert_eq!(tree.get(CG, "cpu.cfs_period_us"), "100000 untouched\n");
+            cg.write_quota(Quota::unlimited(100_000)).unwrap();
+            assert_eq!(tree.get(CG, "cpu.cfs_quota_us"), "-1");
+            cg.write_quota(Quota::limited(10_000, 50_000)).unwrap();
+            assert_eq!(tree.get(CG, "cpu.cfs_quota_us"), "10000");
+            assert_eq!(tree.get(CG, "cpu.cfs_period_us"), "50000");
+            assert_eq!(cg.read_quota().unwrap(), Quota::limited(10_000, 50_000));
+        }
+    }
+
+    #[test]
+    fn writes_only_on_change_until_forgotten() {
+        for tree in trees() {
+            let h = tree.layout.hierarchy();
+            let mut cg = h.open(CG).unwrap();
+            let q = Quota::limited(20_000, 100_000);
+            assert_eq!(cg.write_quota(q).unwrap(), WriteOutcome::Written);
+            tree.set(CG, "cpu.cfs_quota_us", "-1\n");
+            assert_eq!(cg.write_quota(q).unwrap(), WriteOutcome::Unchanged);
+            assert_eq!(tree.get(CG, "cpu.cfs_quota_us"), "-1\n");
+            cg.forget_written();
+            assert_eq!(cg.write_quota(q).unwrap(), WriteOutcome::Written);
+            assert_eq!(tree.get(CG, "cpu.cfs_quota_us"), "20000");
+        }
+    }
+
+    #[test]
+    fn growing_period_is_written_before_the_quota() {
+        let tree = FakeTree::v1_separate();
+        tree.add(CG);
+        let mut cg = tree.layout.hierarchy().open(CG).unwrap();
+        cg.read_quota().unwrap(); // -1 / 100000
+        break_file(&tree, "cpu.cfs_quota_us");
+        assert!(cg.write_quota(Quota::limited(50_000, 200_000)).is_err());
+        assert_eq!(tree.get(CG, "cpu.cfs_period_us"), "200000");
+    }
+
+    #[test]
+    fn shrinking_period_is_written_after_the_quota() {
+        let tree = FakeTree::v1_separate();
+        tree.add(CG);
+        let mut cg = tree.layout.hierarchy().open(CG).unwrap();
+        cg.read_quota().unwrap(); // -1 / 100000
+        break_file(&tree, "cpu.cfs_period_us");
+        assert!(cg.write_quota(Quota::limited(10_000, 50_000)).is_err());
+        assert_eq!(tree.get(CG, "cpu.cfs_quota_us"), "10000");
+        // The failure left the quota unknown, so the retry writes both again.
+        std::fs::remove_dir(tree.file(CG, "cpu.cfs_period_us")).unwrap();
+        std::fs::write(tree.file(CG, "cpu.cfs_period_us"), "100000\n").unwrap();
+        assert_eq!(
+            cg.write_quota(Quota::limited(10_000, 50_000)).unwrap(),
+            WriteOutcome::Written
+        );
+        assert_eq!(tree.get(CG, "cpu.cfs_period_us"), "50000");
+    }
+
+    #[test]
+    fn burst_is_lowered_first_and_only_when_above_the_quota() {
+        let tree = FakeTree::v1_separate();
+        tree.add(CG);
+        let mut cg = tree.layout.hierarchy().open(CG).unwrap();
+        cg.read_quota().unwrap();
+        tree.set(CG, "cpu.cfs_burst_us", "5000\n");
+        cg.write_quota(Quota::limited(20_000, 100_000)).unwrap();
+        assert_eq!(tree.get(CG, "cpu.cfs_burst_us"), "5000\n");
+        tree.set(CG, "cpu.cfs_burst_us", "50000\n");
+        break_file(&tree, "cpu.cfs_quota_us");
+        assert!(cg.write_quota(Quota::limited(10_000, 100_000)).is_err());
+        assert_eq!(tree.get(CG, "cpu.cfs_burst_us"), "10000");
+    }
+
+    #[test]
+    fn id_is_the_cpuacct_directory_inode() {
+        use std::os::unix::fs::MetadataExt;
+        let tree = FakeTree::v1_separate();
+        tree.add(CG);
+        let cg = tree.layout.hierarchy().open(CG).unwrap();
+        let acct_dir = tree.file(CG, "cpuacct.usage");
+        let ino = std::fs::metadata(acct_dir.parent().unwrap()).unwrap().ino();
+        assert_eq!(cg.id(), ino);
+    }
+
+    #[test]
+    fn removed_in_either_hierarchy_is_gone() {
+        for file in ["cpuacct.usage", "cpu.stat"] {
+            let tree = FakeTree::v1_separate();
+            tree.add(CG);
+            let h = tree.layout.hierarchy();
+            let mut cg = h.open(CG).unwrap();
+            std::fs::remove_dir_all(tree.file(CG, file).parent().unwrap()).unwrap();
+            assert!(h.open(CG).err().unwrap().is_gone(), "{file}");
+            // Quota writes go to the cpu hierarchy only.
+            let write = cg.write_quota(Quota::limited(20_000, 100_000));
+            if file == "cpu.stat" {
+                assert!(write.unwrap_err().is_gone());
+            }
+        }
+    }
+
+    #[test]
+    fn create_remove_and_procs_touch_both_hierarchies_once() {
+        for tree in trees() {
+            let h = tree.layout.hierarchy();
+            h.create("new/child").unwrap();
+            assert!(tree
+                .file("new/child", "cpu.stat")
+                .parent()
+                .unwrap()
+                .is_dir());
+            assert!(tree
+                .file("new/child", "cpuacct.usage")
+                .parent()
+                .unwrap()
+                .is_dir());
+            h.create("new/child").unwrap();
+            h.remove("new/child").unwrap();
+            assert!(!tree
+                .file("new/child", "cpu.stat")
+                .parent()
+                .unwrap()
+                .exists());
+            assert!(!tree
+                .file("new/child", "cpuacct.usage")
+                .parent()
+                .unwrap()
+                .exists());
+            h.remove("new/child").unwrap();
+
+            h.add_process(CG, 77).unwrap();
+            assert_eq!(tree.get(CG, "cgroup.procs"), "77");
+            let acct_procs = tree
+                .file(CG, "cpuacct.usage")
+                .with_file_name("cgroup.procs");
+            assert_eq!(std::fs::read_to_string(acct_procs).unwrap(), "77");
+            assert_eq!(h.procs(CG).unwrap(), vec![77]);
+        }
+    }
+
+    #[test]
+    fn glob_needs_both_hierarchies() {
+        let tree = FakeTree::v1_separate();
+        tree.add("docker/a");
+        tree.add("docker/b");
+        // Only in the cpu hierarchy: cannot be opened, so not listed.
+        std::fs::create_dir_all(tree.file("docker/c", "cpu.stat").parent().unwrap()).unwrap();
+        let h = tree.layout.hierarchy();
+        assert_eq!(h.glob("docker/*").unwrap(), vec!["docker/a", "docker/b"]);
+    }
+}
