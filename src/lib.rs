@@ -1,7 +1,8 @@
 //! burstd: the CPU-credit behaviour of cloud burstable instances for Linux cgroups.
 //!
-//! Layout: `credit` is the pure model (no files, clocks or threads); `sim` replays
-//! utilisation traces through it; `cli` is the command-line front end.
+//! Layout: `credit` is the pure model (no files, clocks or threads); `cgroup` is the kernel I/O
+//! (read CPU time, write quotas); `config` reads the configuration; `agent` runs the control
+//! loop; `sim` replays utilisation traces through the model; `cli` is the command-line front end.
 #![deny(unsafe_code)]
 
 pub mod agent;

@@ -5,7 +5,7 @@
 
 use super::state::{SavedQuota, SavedWorkload, State, STATE_VERSION};
 use super::units::UnitResolver;
-use crate::cgroup::{Cgroup, Hierarchy, Quota, Sample, WriteOutcome};
+use crate::cgroup::{is_self_or_ancestor, Cgroup, Hierarchy, Quota, Sample, WriteOutcome};
 use crate::config::{AgentConfig, Source, WorkloadSpec};
 use crate::credit::{
     time_to_exhaustion, Bucket, Credits, LaunchLimiter, Mode, Policy, Profile, Rate,
@@ -749,15 +749,4 @@ impl Agent {
         }
         (n, held)
     }
-}
-
-/// True when `candidate` is `own` or one of its ancestors (relative paths, '/'-separated).
-pub fn is_self_or_ancestor(own: &str, candidate: &str) -> bool {
-    let own = own.trim_matches('/');
-    let cand = candidate.trim_matches('/');
-    cand.is_empty()
-        || own == cand
-        || own
-            .strip_prefix(cand)
-            .is_some_and(|rest| rest.starts_with('/'))
 }

@@ -33,9 +33,15 @@ pub struct CheckArgs {
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BURSTD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = if std::env::var_os("JOURNAL_STREAM").is_some() {
-        builder.without_time().with_ansi(false).with_target(false).try_init()
+        builder
+            .without_time()
+            .with_ansi(false)
+            .with_target(false)
+            .try_init()
     } else {
         builder.with_target(false).try_init()
     };
@@ -50,8 +56,12 @@ pub fn layout_for(cgroup_root: Option<&Path>) -> Result<Layout, String> {
     if root.join("cgroup.controllers").exists() {
         return Ok(Layout::v2(root));
     }
-    let cpu = [root.join("cpu"), root.join("cpu,cpuacct")].into_iter().find(|p| p.join("cpu.cfs_quota_us").exists());
-    let acct = [root.join("cpuacct"), root.join("cpu,cpuacct")].into_iter().find(|p| p.join("cpuacct.usage").exists());
+    let cpu = [root.join("cpu"), root.join("cpu,cpuacct")]
+        .into_iter()
+        .find(|p| p.join("cpu.cfs_quota_us").exists());
+    let acct = [root.join("cpuacct"), root.join("cpu,cpuacct")]
+        .into_iter()
+        .find(|p| p.join("cpuacct.usage").exists());
     match (cpu, acct) {
         (Some(c), Some(a)) => Ok(Layout::v1(c, a)),
         _ => Err(format!(
@@ -68,8 +78,15 @@ pub fn host_cpus() -> u32 {
 fn describe(layout: &Layout) -> String {
     match layout {
         Layout::V2 { root } => format!("cgroup v2 at {}", root.display()),
-        Layout::V1 { cpu_root, cpuacct_root } => {
-            format!("cgroup v1: cpu at {}, cpuacct at {}", cpu_root.display(), cpuacct_root.display())
+        Layout::V1 {
+            cpu_root,
+            cpuacct_root,
+        } => {
+            format!(
+                "cgroup v1: cpu at {}, cpuacct at {}",
+                cpu_root.display(),
+                cpuacct_root.display()
+            )
         }
     }
 }
@@ -113,10 +130,16 @@ pub fn run_daemon(args: DaemonArgs) -> ExitCode {
         state::boot_id(),
     );
     if let Some(s) = saved {
-        info!(workloads = s.workloads.len(), "balances restored from the state file");
+        info!(
+            workloads = s.workloads.len(),
+            "balances restored from the state file"
+        );
         agent.restore(s);
     }
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("burstd: cannot start the runtime: {e}");
@@ -172,7 +195,12 @@ pub fn run_check(args: CheckArgs) -> ExitCode {
         }
     };
     let mut problems = 0;
-    println!("config        {}: OK ({} workloads, {} custom profiles)", args.config.display(), cfg.workloads.len(), cfg.custom_profiles.len());
+    println!(
+        "config        {}: OK ({} workloads, {} custom profiles)",
+        args.config.display(),
+        cfg.workloads.len(),
+        cfg.custom_profiles.len()
+    );
     let layout = match layout_for(cfg.agent.cgroup_root.as_deref()) {
         Ok(l) => {
             println!("cgroups       {}", describe(&l));
@@ -192,16 +220,28 @@ pub fn run_check(args: CheckArgs) -> ExitCode {
         println!("permissions   can write below {}", quota_dir.display());
     } else {
         problems += 1;
-        println!("permissions   PROBLEM: cannot write below {}: run as root or delegate the subtree", quota_dir.display());
+        println!(
+            "permissions   PROBLEM: cannot write below {}: run as root or delegate the subtree",
+            quota_dir.display()
+        );
     }
     match sched_ext_enabled(Path::new(SCHED_EXT_STATE)) {
-        Ok(true) => println!("sched_ext     WARNING: a sched_ext scheduler is loaded and may ignore CPU quotas"),
+        Ok(true) => println!(
+            "sched_ext     WARNING: a sched_ext scheduler is loaded and may ignore CPU quotas"
+        ),
         Ok(false) => println!("sched_ext     not loaded"),
         Err(e) => println!("sched_ext     unknown ({e})"),
     }
     match state::load(&cfg.agent.state_dir) {
-        Ok(Some(s)) => println!("state         {}: {} saved workloads", state::state_path(&cfg.agent.state_dir).display(), s.workloads.len()),
-        Ok(None) => println!("state         none yet in {} (fresh balances at first start)", cfg.agent.state_dir.display()),
+        Ok(Some(s)) => println!(
+            "state         {}: {} saved workloads",
+            state::state_path(&cfg.agent.state_dir).display(),
+            s.workloads.len()
+        ),
+        Ok(None) => println!(
+            "state         none yet in {} (fresh balances at first start)",
+            cfg.agent.state_dir.display()
+        ),
         Err(e) => {
             problems += 1;
             println!("state         PROBLEM: {e}");
@@ -223,10 +263,15 @@ pub fn run_check(args: CheckArgs) -> ExitCode {
         for p in paths {
             match hierarchy.open(&p) {
                 Ok(mut h) => {
-                    let q = h.read_quota().map(|q| format!("{q:?}")).unwrap_or_else(|e| e.to_string());
+                    let q = h
+                        .read_quota()
+                        .map(|q| format!("{q:?}"))
+                        .unwrap_or_else(|e| e.to_string());
                     println!("workload      {what}: {p} found, quota now {q}");
                 }
-                Err(e) if e.is_gone() => println!("workload      {what}: {p} not found (treated as stopped until it appears)"),
+                Err(e) if e.is_gone() => println!(
+                    "workload      {what}: {p} not found (treated as stopped until it appears)"
+                ),
                 Err(e) => {
                     problems += 1;
                     println!("workload      {what}: {p} PROBLEM: {e}");

@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod daemon;
 pub mod profiles;
 use std::process::ExitCode;
 
@@ -22,6 +23,12 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the agent: account every configured workload's CPU credits from the kernel's
+    /// counters and hold standard workloads at their baseline when their credits run out.
+    Daemon(daemon::DaemonArgs),
+    /// Validate a configuration file against this host: layout, permissions, sched_ext,
+    /// state file, and whether each workload's cgroup is there.
+    Check(daemon::CheckArgs),
     /// List the built-in profiles (instance types) with their credit figures.
     Profiles,
 }
@@ -31,5 +38,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Profiles => profiles::run(),
+        Command::Daemon(a) => daemon::run_daemon(a),
+        Command::Check(a) => daemon::run_check(a),
     }
 }

@@ -24,7 +24,9 @@ pub fn real_kernel_available(test: &str) -> bool {
     };
     match reason {
         None => true,
-        Some(r) if std::env::var_os("CI").is_some() => panic!("{test}: CI must run real-kernel tests, but {r}"),
+        Some(r) if std::env::var_os("CI").is_some() => {
+            panic!("{test}: CI must run real-kernel tests, but {r}")
+        }
         Some(r) => {
             eprintln!("skipped {test}: {r}");
             false
@@ -46,7 +48,10 @@ impl TestGroup {
             let p = Path::new(root).join(&rel);
             let _ = fs::create_dir(&p);
         }
-        TestGroup { rel, children: Vec::new() }
+        TestGroup {
+            rel,
+            children: Vec::new(),
+        }
     }
 
     pub fn cpu(&self, file: &str) -> PathBuf {
@@ -65,7 +70,11 @@ impl TestGroup {
             .spawn()
             .expect("spawn sh");
         for root in [CPU, CPUACCT] {
-            fs::write(Path::new(root).join(&self.rel).join("cgroup.procs"), child.id().to_string()).expect("move to cgroup");
+            fs::write(
+                Path::new(root).join(&self.rel).join("cgroup.procs"),
+                child.id().to_string(),
+            )
+            .expect("move to cgroup");
         }
         self.children.push(child);
     }
@@ -75,7 +84,11 @@ impl TestGroup {
     }
 
     pub fn quota(&self) -> i64 {
-        fs::read_to_string(self.cpu("cpu.cfs_quota_us")).expect("read quota").trim().parse().expect("quota number")
+        fs::read_to_string(self.cpu("cpu.cfs_quota_us"))
+            .expect("read quota")
+            .trim()
+            .parse()
+            .expect("quota number")
     }
 
     pub fn nr_throttled(&self) -> u64 {
@@ -107,7 +120,11 @@ impl Drop for TestGroup {
 }
 
 pub fn read_u64(p: &Path) -> u64 {
-    fs::read_to_string(p).expect("read counter").trim().parse().expect("counter number")
+    fs::read_to_string(p)
+        .expect("read counter")
+        .trim()
+        .parse()
+        .expect("counter number")
 }
 
 /// Polls `f` every 5 ms until it returns Some or `limit` passes.

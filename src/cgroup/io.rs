@@ -1,0 +1,262 @@
+//! The few file helpers every cgroup access goes through: open without creating, `pread` from
+//! offset 0 into a reused buffer, write a whole value, and the errno → [`CgroupError`] mapping.
+//!
+//! Files are never created: a misspelt control file must be an error, not a new file.
+
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::CgroupError;
+
+/// Control files are small; this fits every one burstd reads (cgroup.procs may grow the buffer).
+const INITIAL_BUFFER: usize = 512;
+
+/// A control file kept open for repeated `pread`s, with its path for error messages.
+#[derive(Debug)]
+pub(crate) struct ControlFile {
+    file: File,
+    pub(crate) path: PathBuf,
+}
+
+impl ControlFile {
+    pub(crate) fn open(path: PathBuf, controller: &'static str) -> Result<Self, CgroupError> {
+        let file = open_read(&path, controller)?;
+        Ok(ControlFile { file, path })
+    }
+
+    /// `None` if the file does not exist while its cgroup does (e.g. no burst on old kernels).
+    pub(crate) fn open_optional(path: PathBuf) -> Result<Option<Self>, CgroupError> {
+        match Self::open(path, "cpu") {
+            Ok(file) => Ok(Some(file)),
+            Err(CgroupError::MissingFile { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Re-read the file into `buf` and parse it; a parse failure carries the path and content.
+    pub(crate) fn read<T>(
+        &self,
+        buf: &mut Vec<u8>,
+        parse: impl FnOnce(&str) -> Result<T, &'static str>,
+    ) -> Result<T, CgroupError> {
+        let text = read_at_start(&self.file, &self.path, buf)?;
+        parse(text).map_err(|expected| CgroupError::Parse {
+            path: self.path.clone(),
+            content: text.to_owned(),
+            expected,
+        })
+    }
+}
+
+/// Open a control file for reading. `controller` names what must be enabled for it to exist.
+pub(crate) fn open_read(path: &Path, controller: &'static str) -> Result<File, CgroupError> {
+    OpenOptions::new()
+        .read(true)
+        .create(false)
+        .open(path)
+        .map_err(|e| classify_open(e, path, controller))
+}
+
+/// Read the whole file from offset 0 into `buf`, which is kept by the caller so that repeated
+/// samples do not allocate. A kept-open descriptor re-read with `pread` returns fresh values.
+pub(crate) fn read_at_start<'b>(
+    file: &File,
+    path: &Path,
+    buf: &'b mut Vec<u8>,
+) -> Result<&'b str, CgroupError> {
+    if buf.len() < INITIAL_BUFFER {
+        buf.resize(INITIAL_BUFFER, 0);
+    }
+    let mut filled = 0;
+    loop {
+        if filled == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match file.read_at(&mut buf[filled..], filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(classify_read(e, path)),
+        }
+    }
+    std::str::from_utf8(&buf[..filled]).map_err(|_| CgroupError::Parse {
+        path: path.to_owned(),
+        content: String::from_utf8_lossy(&buf[..filled]).into_owned(),
+        expected: "UTF-8 text",
+    })
+}
+
+/// Open, read, parse and close: for files read rarely (`cgroup.procs`, `cgroup.controllers`).
+pub(crate) fn read_once<T>(
+    path: &Path,
+    controller: &'static str,
+    parse: impl FnOnce(&str) -> Result<T, &'static str>,
+) -> Result<T, CgroupError> {
+    ControlFile::open(path.to_owned(), controller)?.read(&mut Vec::new(), parse)
+}
+
+/// Create `root/rel` and its missing parents, calling `before_each` with each parent before its
+/// child is made (v2 enables the cpu controller there). Existing directories are fine.
+pub(crate) fn create_dirs(
+    root: &Path,
+    rel: &str,
+    mut before_each: impl FnMut(&Path) -> Result<(), CgroupError>,
+) -> Result<(), CgroupError> {
+    let mut dir = root.to_owned();
+    for element in rel.split('/').filter(|e| !e.is_empty()) {
+        before_each(&dir)?;
+        dir.push(element);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(classify_dir(e, &dir, "creating")),
+        }
+    }
+    Ok(())
+}
+
+/// Remove the cgroup directory `dir`; one already gone is fine.
+pub(crate) fn remove_dir(dir: &Path) -> Result<(), CgroupError> {
+    match std::fs::remove_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(classify_dir(e, dir, "removing")),
+    }
+}
+
+fn classify_dir(e: std::io::Error, path: &Path, action: &'static str) -> CgroupError {
+    match e.raw_os_error() {
+        Some(libc::ENOENT | libc::ENODEV | libc::EACCES | libc::EPERM) => classify_read(e, path),
+        _ => CgroupError::Directory {
+            action,
+            path: path.to_owned(),
+            source: e,
+        },
+    }
+}
+
+/// Write `value` in one `write` call, as the kernel parses each write on its own. The file is
+/// truncated on open, like a shell's `>`: cgroupfs ignores it, and a fake tree in a tempdir then
+/// holds exactly the last value.
+pub(crate) fn write_value(
+    path: &Path,
+    value: &str,
+    controller: &'static str,
+) -> Result<(), CgroupError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .create(false)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            ErrorKind::NotFound => classify_open(e, path, controller),
+            _ => classify_write(e, path, value),
+        })?;
+    file.write_all(value.as_bytes())
+        .map_err(|e| classify_write(e, path, value))
+}
+
+/// Does the directory of this (missing) file still exist? Tells "cgroup gone" from "file missing".
+fn parent_exists(path: &Path) -> bool {
+    path.parent().is_some_and(Path::is_dir)
+}
+
+fn classify_open(e: std::io::Error, path: &Path, controller: &'static str) -> CgroupError {
+    if e.kind() == ErrorKind::NotFound && parent_exists(path) {
+        return CgroupError::MissingFile {
+            path: path.to_owned(),
+            controller,
+        };
+    }
+    classify_read(e, path)
+}
+
+/// ENOENT/ENODEV = gone, EACCES/EPERM = permission, anything else a read error.
+pub(crate) fn classify_read(e: std::io::Error, path: &Path) -> CgroupError {
+    match e.raw_os_error() {
+        Some(libc::ENOENT) | Some(libc::ENODEV) => CgroupError::Gone {
+            path: path.to_owned(),
+        },
+        Some(libc::EACCES) | Some(libc::EPERM) => CgroupError::PermissionDenied {
+            path: path.to_owned(),
+        },
+        _ => CgroupError::Read {
+            path: path.to_owned(),
+            source: e,
+        },
+    }
+}
+
+/// As [`classify_read`], plus EINVAL = the kernel rejected the value.
+pub(crate) fn classify_write(e: std::io::Error, path: &Path, value: &str) -> CgroupError {
+    match e.raw_os_error() {
+        Some(libc::EINVAL) => CgroupError::Rejected {
+            path: path.to_owned(),
+            value: value.to_owned(),
+        },
+        Some(libc::ENOENT | libc::ENODEV | libc::EACCES | libc::EPERM) => classify_read(e, path),
+        _ => CgroupError::Write {
+            path: path.to_owned(),
+            value: value.to_owned(),
+            source: e,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Error;
+
+    #[test]
+    fn errno_mapping() {
+        let p = Path::new("/cg/x/cpu.stat");
+        assert!(classify_read(Error::from_raw_os_error(libc::ENODEV), p).is_gone());
+        assert!(classify_read(Error::from_raw_os_error(libc::ENOENT), p).is_gone());
+        assert!(matches!(
+            classify_read(Error::from_raw_os_error(libc::EACCES), p),
+            CgroupError::PermissionDenied { .. }
+        ));
+        assert!(matches!(
+            classify_write(Error::from_raw_os_error(libc::EPERM), p, "1"),
+            CgroupError::PermissionDenied { .. }
+        ));
+        match classify_write(Error::from_raw_os_error(libc::EINVAL), p, "500 100000") {
+            CgroupError::Rejected { value, .. } => assert_eq!(value, "500 100000"),
+            other => panic!("expected Rejected, got {other:?}"),
+        }
+        assert!(matches!(
+            classify_write(Error::from_raw_os_error(libc::EBUSY), p, "1"),
+            CgroupError::Write { .. }
+        ));
+    }
+
+    #[test]
+    fn missing_file_in_existing_dir_is_not_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = open_read(&dir.path().join("cpu.max"), "cpu").unwrap_err();
+        assert!(matches!(err, CgroupError::MissingFile { .. }), "{err:?}");
+        assert!(ControlFile::open_optional(dir.path().join("cpu.max.burst"))
+            .unwrap()
+            .is_none());
+        let err = open_read(&dir.path().join("gone/cpu.max"), "cpu").unwrap_err();
+        assert!(err.is_gone(), "{err:?}");
+    }
+
+    #[test]
+    fn pread_rereads_fresh_content_and_grows_the_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cgroup.procs");
+        std::fs::write(&path, "1\n").unwrap();
+        let file = open_read(&path, "cgroup").unwrap();
+        let mut buf = Vec::new();
+        assert_eq!(read_at_start(&file, &path, &mut buf).unwrap(), "1\n");
+        let long = "123456\n".repeat(500);
+        std::fs::write(&path, &long).unwrap();
+        assert_eq!(read_at_start(&file, &path, &mut buf).unwrap(), long);
+        write_value(&path, "42", "cgroup").unwrap();
+        assert_eq!(read_at_start(&file, &path, &mut buf).unwrap(), "42");
+    }
+}
