@@ -8,7 +8,7 @@ pub fn table(profiles: &[Profile]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<11} {:>4} {:>10} {:>9} {:>14} {:>14} {:<10} {:<9}",
+        "{:<11} {:>4} {:>10} {:>9} {:>14} {:>14} {:<10} {}",
         "type", "vCPU", "credits/h", "max", "baseline/vCPU", "launch", "default", "unlimited"
     );
     for p in profiles {
@@ -19,7 +19,7 @@ pub fn table(profiles: &[Profile]) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<11} {:>4} {:>10} {:>9} {:>13}% {:>14} {:<10} {:<9}",
+            "{:<11} {:>4} {:>10} {:>9} {:>13}% {:>14} {:<10} {}",
             p.name,
             p.vcpus,
             trim(p.earn_rate.credits_per_hour()),
