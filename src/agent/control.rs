@@ -112,6 +112,8 @@ pub struct Agent {
     boot_id: String,
     events: Vec<Event>,
     above_host_noted: bool,
+    /// Save time of the state restored at start.
+    restored_at_s: u64,
 }
 
 /// Converts a ceiling to the quota that enforces it. At or above the host's CPU count the
@@ -151,6 +153,7 @@ impl Agent {
             boot_id,
             events: Vec::new(),
             above_host_noted: false,
+            restored_at_s: 0,
         }
     }
 
@@ -176,6 +179,7 @@ impl Agent {
     /// the save time and a start now). Saved workloads no longer configured are dropped.
     pub fn restore(&mut self, state: State) {
         let same_boot = !state.boot_id.is_empty() && state.boot_id == self.boot_id;
+        self.restored_at_s = state.saved_at_unix_s;
         // A launch limiter saved with another limit keeps its history under the new one.
         let mut limiter = state.launch_limiter;
         limiter.limit = self.config.launch_credit_limit;
@@ -305,6 +309,17 @@ impl Agent {
                     self.stop(i, wall_s);
                 }
                 self.open(i, &path, now_ns, wall_s);
+            }
+        }
+        // A workload that ran when the state was saved but whose cgroup is not there now
+        // stopped while burstd was away: apply the stop (surplus charged, T2 credits lost).
+        let saved_at = self.restored_at_s;
+        for w in &mut self.workloads {
+            if !w.seen && w.pending.is_some() && w.bucket.is_running() {
+                let charged = w.bucket.stop(&w.profile, saved_at);
+                w.pending = None;
+                w.seen = true;
+                info!(workload = %w.name, charged = %charged, "workload stopped while burstd was not running");
             }
         }
     }

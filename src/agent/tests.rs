@@ -339,3 +339,31 @@ async fn loop_caps_reloads_and_saves_on_shutdown() {
     assert_eq!(fake.group("burn").unwrap().quota, Quota::unlimited(100_000));
     let _ = clock.wall_s();
 }
+
+#[test]
+fn a_workload_gone_while_the_agent_was_down_is_stopped_at_the_save_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Manual::new(4);
+    m.fake.add("burn", 2000);
+    let c = cfg(
+        &STD.replace("mode = \"standard\"", "mode = \"unlimited\""),
+        dir.path(),
+    );
+    let mut a = m.agent(&c, vec![]);
+    a.rescan(m.t(), 0);
+    m.run(&mut a, 5 * S);
+    state::save(dir.path(), &a.snapshot(5)).unwrap();
+    drop(a);
+    m.fake.remove_group("burn");
+    let mut b = m.agent(&c, vec![]);
+    b.restore(state::load(dir.path()).unwrap().unwrap());
+    b.rescan(m.t(), 10);
+    let w = b.get("burn").unwrap();
+    assert!(!w.bucket.is_running());
+    // Its surplus (8 credits after 5 s) was charged at the stop.
+    assert_eq!(w.bucket.totals.charged, Credits::whole(8));
+    assert_eq!(
+        b.snapshot(10).workloads["burn"].bucket.totals.charged,
+        Credits::whole(8)
+    );
+}
