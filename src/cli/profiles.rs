@@ -8,8 +8,8 @@ pub fn table(profiles: &[Profile]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<11} {:>4} {:>10} {:>9} {:>14} {:>14} {:<10} {}",
-        "type", "vCPU", "credits/h", "max", "baseline/vCPU", "launch", "default", "unlimited"
+        "{:<11} {:>4} {:>10} {:>9} {:>14} {:>14} {:<10} unlimited",
+        "type", "vCPU", "credits/h", "max", "baseline/vCPU", "launch", "default"
     );
     for p in profiles {
         let launch = if p.launch_credits.is_positive() {
