@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod profiles;
+pub mod simulate;
 use std::process::ExitCode;
 
 /// Exit code for bad input or configuration (sysexits EX_USAGE).
@@ -24,6 +25,9 @@ pub struct Cli {
 pub enum Command {
     /// List the built-in profiles (instance types) with their credit figures.
     Profiles,
+    /// Replay a utilisation trace (CSV) through the credit model: CloudWatch-like metrics per
+    /// step, a summary with the surplus cost, optionally a chart and a price comparison.
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Parses the command line and runs it; the binary's `main` is just this.
@@ -31,5 +35,6 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Profiles => profiles::run(),
+        Command::Simulate(args) => simulate::run(&args),
     }
 }
