@@ -36,17 +36,17 @@ pub struct SimulateArgs {
     #[arg(long, value_enum)]
     pub mode: Option<ModeArg>,
     /// Earned credits (E) at launch [default: 0]; capped at the profile's accrual limit.
-    #[arg(long, value_name = "N", value_parser = non_negative)]
+    #[arg(long, value_name = "N", value_parser = non_negative, allow_negative_numbers = true)]
     pub initial_credits: Option<f64>,
     /// Launch credits granted at launch (and at each start on T2) instead of the profile's;
     /// 0 for none.
-    #[arg(long, value_name = "N", value_parser = non_negative)]
+    #[arg(long, value_name = "N", value_parser = non_negative, allow_negative_numbers = true)]
     pub launch_credits: Option<f64>,
     /// Trace CSV with header `seconds,utilization[,event]`; `-` reads standard input.
     #[arg(long, value_name = "FILE.csv")]
     pub trace: String,
     /// Output step in seconds (CloudWatch: 300).
-    #[arg(long, value_name = "SECONDS", default_value_t = 300.0, value_parser = positive_ms)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 300.0, value_parser = positive_ms, allow_negative_numbers = true)]
     pub step: f64,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -54,17 +54,17 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<String>,
     /// Surplus credit price in USD per vCPU-hour [default: the profile's, $0.05 on Linux].
-    #[arg(long, value_name = "USD", value_parser = non_negative)]
+    #[arg(long, value_name = "USD", value_parser = non_negative, allow_negative_numbers = true)]
     pub price_per_vcpu_hour: Option<f64>,
     /// Hourly price of a fixed-performance instance to compare with (e.g. m5.large 0.096).
-    #[arg(long, value_name = "USD", value_parser = non_negative, requires = "instance_hourly_price")]
+    #[arg(long, value_name = "USD", value_parser = non_negative, allow_negative_numbers = true, requires = "instance_hourly_price")]
     pub compare_hourly_price: Option<f64>,
     /// Hourly price of this burstable instance (e.g. t3.large 0.0832).
-    #[arg(long, value_name = "USD", value_parser = non_negative, requires = "compare_hourly_price")]
+    #[arg(long, value_name = "USD", value_parser = non_negative, allow_negative_numbers = true, requires = "compare_hourly_price")]
     pub instance_hourly_price: Option<f64>,
     /// Land on the baseline gradually: below N credits the ceiling falls in 10 levels from
     /// all vCPUs to the baseline [default: off, exact cap at zero].
-    #[arg(long, value_name = "N", value_parser = positive)]
+    #[arg(long, value_name = "N", value_parser = positive, allow_negative_numbers = true)]
     pub ramp_credits: Option<f64>,
 }
 

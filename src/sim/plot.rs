@@ -13,7 +13,9 @@ use plotters::prelude::*;
 const WIDTH: u32 = 1100;
 const HEIGHT: u32 = 760;
 const DEMANDED: RGBColor = RGBColor(214, 39, 40);
+const DEMANDED_FILL: RGBColor = RGBColor(246, 190, 190);
 const DELIVERED: RGBColor = RGBColor(31, 119, 180);
+const DELIVERED_FILL: RGBColor = RGBColor(196, 220, 238);
 const BASELINE: RGBColor = RGBColor(90, 90, 90);
 const BALANCE: RGBColor = RGBColor(44, 160, 44);
 const SURPLUS: RGBColor = RGBColor(255, 127, 14);
@@ -90,6 +92,15 @@ fn staircase(result: &SimResult, unit_s: f64, value: impl Fn(usize) -> f64) -> V
     points
 }
 
+/// Tick labels without needless decimals: 12, not 12.0; 0.5 on short axes.
+fn axis_label(x: f64, max: f64) -> String {
+    if max >= 10.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.1}")
+    }
+}
+
 fn span_s(result: &SimResult) -> f64 {
     result.summary.duration_s.max(1.0)
 }
@@ -106,39 +117,45 @@ fn draw_utilization(
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(0.0..x_max, 0.0..105.0)
+        .build_cartesian_2d(0.0..x_max, 0.0..128.0)
         .map_err(draw_err)?;
     chart
         .configure_mesh()
         .x_desc(format!("time [{unit}]"))
         .y_desc("% of all vCPUs")
-        .light_line_style(RGBColor(235, 235, 235))
+        .light_line_style(RGBColor(240, 240, 240))
+        .x_label_formatter(&|x| axis_label(*x, x_max))
+        .y_label_formatter(&|y| {
+            // The space above 100% is headroom for the legend.
+            if *y > 100.0 {
+                String::new()
+            } else {
+                format!("{y:.0}")
+            }
+        })
         .draw()
         .map_err(draw_err)?;
     let steps = &result.steps;
+    let demanded = staircase(result, unit_s, |i| steps[i].utilization_demanded);
+    let delivered = staircase(result, unit_s, |i| steps[i].utilization);
+    // Opaque fills: the delivered area covers the demanded one, so what shows in red is the
+    // demand that was not delivered (held at baseline).
     chart
-        .draw_series(AreaSeries::new(
-            staircase(result, unit_s, |i| steps[i].utilization),
-            0.0,
-            DELIVERED.mix(0.25),
-        ))
+        .draw_series(AreaSeries::new(demanded.clone(), 0.0, DEMANDED_FILL))
         .map_err(draw_err)?;
     chart
-        .draw_series(LineSeries::new(
-            staircase(result, unit_s, |i| steps[i].utilization),
-            DELIVERED.stroke_width(2),
-        ))
-        .map_err(draw_err)?
-        .label("delivered utilization")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], DELIVERED.stroke_width(2)));
+        .draw_series(AreaSeries::new(delivered.clone(), 0.0, DELIVERED_FILL))
+        .map_err(draw_err)?;
     chart
-        .draw_series(LineSeries::new(
-            staircase(result, unit_s, |i| steps[i].utilization_demanded),
-            DEMANDED.stroke_width(1),
-        ))
+        .draw_series(LineSeries::new(demanded, DEMANDED.stroke_width(1)))
         .map_err(draw_err)?
         .label("demanded utilization")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], DEMANDED.stroke_width(1)));
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], DEMANDED_FILL.filled()));
+    chart
+        .draw_series(LineSeries::new(delivered, DELIVERED.stroke_width(2)))
+        .map_err(draw_err)?
+        .label("delivered utilization")
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], DELIVERED_FILL.filled()));
     let baseline = profile.baseline().as_cores() * 100.0 / profile.vcpus as f64;
     chart
         .draw_series(DashedLineSeries::new(
@@ -152,7 +169,7 @@ fn draw_utilization(
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BASELINE.stroke_width(1)));
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(SeriesLabelPosition::UpperLeft)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.4))
         .label_font(("sans-serif", 13))
@@ -192,7 +209,7 @@ fn draw_credits(
         .chain(&charged)
         .map(|p| p.1)
         .fold(1.0f64, f64::max)
-        * 1.12;
+        * 1.4; // headroom for the legend
     let mut chart = ChartBuilder::on(area)
         .caption("CPU credits", ("sans-serif", 17))
         .margin(12)
@@ -204,7 +221,9 @@ fn draw_credits(
         .configure_mesh()
         .x_desc(format!("time [{unit}]"))
         .y_desc("credits")
-        .light_line_style(RGBColor(235, 235, 235))
+        .light_line_style(RGBColor(240, 240, 240))
+        .x_label_formatter(&|x| axis_label(*x, x_max))
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .draw()
         .map_err(draw_err)?;
     for (points, color, label) in [
@@ -222,7 +241,7 @@ fn draw_credits(
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(SeriesLabelPosition::UpperLeft)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.4))
         .label_font(("sans-serif", 13))
