@@ -315,6 +315,11 @@ fn bad_input_exits_2_naming_line_and_value() {
             &["--step", "\"0\""],
         ),
         (
+            &["--profile", "t2.micro", "--step", "1e11"],
+            format!("{h}60,5,\n"),
+            &["--step", "100 years"],
+        ),
+        (
             &["--profile", "t2.micro", "--initial-credits", "-3"],
             format!("{h}60,5,\n"),
             &["\"-3\""],

@@ -92,10 +92,14 @@ fn positive(s: &str) -> Result<f64, String> {
     Ok(x)
 }
 
+/// A step in seconds: at least 1 ms (the resolution), at most 100 years (the clock's range).
 fn positive_ms(s: &str) -> Result<f64, String> {
     let x = positive(s)?;
     if x < 0.001 {
         return Err(format!("{s:?} is below the 1 ms resolution"));
+    }
+    if x > 100.0 * 365.25 * 86_400.0 {
+        return Err(format!("{s:?} is longer than 100 years"));
     }
     Ok(x)
 }

@@ -178,13 +178,28 @@ pub fn load_trace(path: &str) -> Result<Vec<Segment>, TraceError> {
 }
 
 /// Parses a trace from `input`; `file` names it in errors.
-pub fn parse_trace<R: Read>(input: R, file: &str) -> Result<Vec<Segment>, TraceError> {
+pub fn parse_trace<R: Read>(mut input: R, file: &str) -> Result<Vec<Segment>, TraceError> {
+    let mut text = String::new();
+    input
+        .read_to_string(&mut text)
+        .map_err(|source| TraceError::Io {
+            file: file.to_string(),
+            source,
+        })?;
+    // The csv crate miscounts lines after CRLF endings; error messages need true line numbers.
+    // A spreadsheet's UTF-8 byte-order mark is not part of the header either.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let text = if text.contains('\r') {
+        std::borrow::Cow::Owned(text.replace("\r\n", "\n"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    };
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .trim(csv::Trim::All)
         .comment(Some(b'#'))
-        .from_reader(input);
+        .from_reader(text.as_bytes());
     let mut record = csv::StringRecord::new();
     let csv_error = |e: csv::Error, line: u64| match e.kind() {
         csv::ErrorKind::Io(_) => match e.into_kind() {
@@ -343,6 +358,17 @@ mod tests {
         assert_eq!(s[0].event, None);
         assert_eq!(s[1].duration_ns, 500_000_000);
         assert_eq!(s[2].event, Some(Event::Start));
+    }
+
+    #[test]
+    fn byte_order_mark_and_crlf_are_accepted() {
+        let s = parse("\u{feff}seconds,utilization\r\n60,5\r\n1,x\r\n");
+        assert!(s.unwrap_err().to_string().contains("line 3"));
+        let s = parse("\u{feff}seconds,utilization\r\n60,5\r\n").unwrap();
+        assert_eq!(
+            (s[0].line, s[0].duration_ns, s[0].utilization),
+            (2, 60_000_000_000, 5.0)
+        );
     }
 
     #[test]
