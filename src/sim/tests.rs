@@ -237,3 +237,70 @@ fn ramp_landing_lowers_delivery_gradually_and_ignores_segment_sizes() {
     let rest = ms((3600 * NS_PER_SEC - odd_total) / 1_000_000, 100.0);
     assert_eq!(run(&cfg, &[odd, vec![rest]].concat()), one);
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn segment() -> impl Strategy<Value = (u64, f64, u8)> {
+        // Up to ~1.4 h per segment at ms resolution, any utilisation, an event now and then.
+        (1u64..5_000_000, 0u32..=1000, 0u8..12).prop_map(|(ms, u, e)| (ms, u as f64 / 10.0, e))
+    }
+
+    fn build(raw: &[(u64, f64, u8)]) -> Vec<Segment> {
+        let mut stopped = false;
+        raw.iter()
+            .map(|&(duration_ms, util, e)| {
+                let event = match e {
+                    0 => Some(Event::Stop),
+                    1 => Some(Event::Start),
+                    2 => Some(Event::Standard),
+                    3 => Some(Event::Unlimited),
+                    _ => None,
+                };
+                match event {
+                    Some(Event::Stop) => stopped = true,
+                    Some(Event::Start) => stopped = false,
+                    _ => {}
+                }
+                Segment {
+                    event,
+                    ..ms(duration_ms, if stopped { 0.0 } else { util })
+                }
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn cutting_segments_anywhere_changes_nothing(
+            name in prop::sample::select(vec!["t2.nano", "t2.2xlarge", "t3.micro", "t4g.large"]),
+            initial in 0i64..400,
+            ramp in any::<bool>(),
+            raw in prop::collection::vec(segment(), 1..25),
+            cuts in prop::collection::vec(0.0f64..1.0, 25),
+        ) {
+            let mut cfg = config(name);
+            cfg.initial_credits = Credits::whole(initial);
+            if ramp {
+                cfg.mode = Mode::Standard;
+                cfg.landing = Landing::Ramp { credits: Credits::whole(20), steps: 10 };
+            }
+            let whole = build(&raw);
+            let mut cut_up = Vec::new();
+            for (seg, f) in whole.iter().zip(cuts.iter().cycle()) {
+                let first_ms = ((seg.duration_ns / 1_000_000) as f64 * f) as u64;
+                cut_up.push(Segment { duration_ns: first_ms * 1_000_000, ..*seg });
+                cut_up.push(Segment {
+                    duration_ns: seg.duration_ns - first_ms * 1_000_000,
+                    event: None,
+                    ..*seg
+                });
+            }
+            let a = simulate(&cfg, &whole).unwrap();
+            let b = simulate(&cfg, &cut_up).unwrap();
+            prop_assert_eq!(a, b);
+        }
+    }
+}
