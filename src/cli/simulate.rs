@@ -48,6 +48,8 @@ pub struct SimulateArgs {
     /// Output step in seconds (CloudWatch: 300).
     #[arg(long, value_name = "SECONDS", default_value_t = 300.0, value_parser = positive_ms, allow_negative_numbers = true)]
     pub step: f64,
+    /// Output: an aligned table and `key: value` summary, CSV of the steps, or one JSON
+    /// object `{profile, mode, steps, summary}`.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
     /// Also write a chart of utilisation and credits as SVG.

@@ -8,7 +8,19 @@
 //! (standard mode: held at baseline at zero; unlimited: always the demand) and reports
 //! CloudWatch-like steps and a summary, which [`report`] prints and [`plot`] draws.
 //!
-//! Nothing here but `report`'s writers and `plot` touches I/O; the engine is pure.
+//! Nothing here but [`trace::load_trace`], `report`'s writers and [`plot::write_svg`] touches
+//! I/O; the engine is pure.
+//!
+//! ```text
+//! burstd simulate --profile t2.micro --trace config/example-trace.csv
+//! burstd simulate --profile t3.large --trace - --format json \
+//!     --compare-hourly-price 0.096 --instance-hourly-price 0.0832 < trace.csv
+//! ```
+//!
+//! Choices where the issue left room: an event exactly on a step boundary counts in the step
+//! it opens (a stop or switch after the trace's last moment closes the last step instead);
+//! `--launch-credits` replaces the amount at every start that grants launch credits; the
+//! end of a trace is not a stop, so surplus still owed is reported, not charged.
 
 pub mod engine;
 pub mod plot;
