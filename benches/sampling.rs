@@ -1,7 +1,7 @@
-//! Benchmark: the CPU cost of one workload sample on real cgroups (cgroup v1 here: cpuacct.usage
-//! + cpu.stat), burstd's path against the floor (one pread of the same files on kept fds, no
-//! parsing) and the naive way (open + read + close each time). CPU time is the thread's own
-//! (CLOCK_THREAD_CPUTIME_ID), so other load on the machine does not count.
+//! Benchmark: the CPU cost of one workload sample on real cgroups (cgroup v1 here:
+//! `cpuacct.usage` and `cpu.stat`), burstd's path against the floor (one pread of the same
+//! files on kept fds, no parsing) and the naive way (open, read, close each time). CPU time is
+//! the thread's own (CLOCK_THREAD_CPUTIME_ID), so other load on the machine does not count.
 //!
 //! Needs root and cgroup v1; prints one JSON line per run for `bench/run.py`.
 //! `cargo bench --bench sampling` (`-- --groups N --rounds R --runs K`).

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 pub mod daemon;
 pub mod profiles;
+pub mod simulate;
 use std::process::ExitCode;
 
 /// Exit code for bad input or configuration (sysexits EX_USAGE).
@@ -31,6 +32,9 @@ pub enum Command {
     Check(daemon::CheckArgs),
     /// List the built-in profiles (instance types) with their credit figures.
     Profiles,
+    /// Replay a utilisation trace (CSV) through the credit model: CloudWatch-like metrics per
+    /// step, a summary with the surplus cost, optionally a chart and a price comparison.
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Parses the command line and runs it; the binary's `main` is just this.
@@ -40,5 +44,6 @@ pub fn main() -> ExitCode {
         Command::Profiles => profiles::run(),
         Command::Daemon(a) => daemon::run_daemon(a),
         Command::Check(a) => daemon::run_check(a),
+        Command::Simulate(args) => simulate::run(&args),
     }
 }
