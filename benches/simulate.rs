@@ -38,5 +38,28 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// The model's step: one sample's worth of accounting for one workload.
+fn step(c: &mut Criterion) {
+    use burstd::credit::{Bucket, Credits, LaunchLimiter, Policy};
+    let profile = builtin_profile("t3.micro").expect("built-in profile");
+    let policy = Policy::default();
+    let mut group = c.benchmark_group("model");
+    group.throughput(Throughput::Elements(1000));
+    for mode in [Mode::Standard, Mode::Unlimited] {
+        group.bench_function(format!("step_{mode}"), |b| {
+            let mut bucket = Bucket::new(&profile, mode, Credits::whole(100)).expect("valid mode");
+            bucket.start(&profile, &policy, 0, &mut LaunchLimiter::unlimited());
+            b.iter(|| {
+                for i in 0..1000u64 {
+                    // Alternating light and heavy use keeps the balance away from its bounds.
+                    let cpu = if i % 2 == 0 { 10_000_000 } else { 250_000_000 };
+                    black_box(bucket.step_cpu(&profile, &policy, black_box(cpu), 1_000_000_000));
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, step);
 criterion_main!(benches);
