@@ -10,3 +10,4 @@ pub mod cgroup;
 pub mod cli;
 pub mod config;
 pub mod credit;
+pub mod exec;
