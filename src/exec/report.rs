@@ -175,7 +175,7 @@ mod tests {
     fn status_line_says_full_speed_then_held() {
         let mut s = status();
         let l = status_line(&s);
-        assert!(l.contains("balance    1.500 cr"), "{l}");
+        assert!(l.contains("balance 1.500 cr"), "{l}");
         assert!(l.contains("usage 0.99 vCPU"), "{l}");
         assert!(l.ends_with("full speed, held in 1.6s"), "{l}");
         s.held = true;
