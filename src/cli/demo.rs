@@ -19,7 +19,7 @@ pub struct DemoArgs {
     /// Credit clock speed (60: one real second is one credit-minute).
     #[arg(long, default_value_t = 60.0)]
     pub time_scale: f64,
-    /// Short phases (6 s each), for CI.
+    /// Short phases (8 s each, credits out after about a third of it), for CI.
     #[arg(long)]
     pub quick: bool,
 }
@@ -72,7 +72,7 @@ fn demo(a: DemoArgs) -> Result<ExitCode, DemoError> {
         None => demo_profile().map_err(DemoError::Usage)?,
     };
     profile.launch_credits = Credits::ZERO;
-    let seconds = a.seconds.unwrap_or(if a.quick { 6.0 } else { 30.0 });
+    let seconds = a.seconds.unwrap_or(if a.quick { 8.0 } else { 30.0 });
     if !(1.0..=3600.0).contains(&seconds) {
         return Err(DemoError::Usage(format!(
             "--seconds {seconds}: must be from 1 to 3600"
@@ -80,7 +80,8 @@ fn demo(a: DemoArgs) -> Result<ExitCode, DemoError> {
     }
     let k_milli = time_scale_milli(a.time_scale).map_err(DemoError::Usage)?;
     // One busy core drains (1 − baseline) credits per credit-minute; start with what lasts
-    // two thirds of a phase, so the rest of it shows the baseline.
+    // two thirds of a phase (a third in --quick, so a loaded CI host still gets there), so
+    // the rest of it shows the baseline.
     let drain = Rate::ONE_CORE.saturating_sub(profile.baseline()).as_cores();
     if drain <= 0.0 {
         return Err(DemoError::Usage(format!(
@@ -89,7 +90,7 @@ fn demo(a: DemoArgs) -> Result<ExitCode, DemoError> {
             profile.baseline().as_cores()
         )));
     }
-    let drain_s = seconds * 2.0 / 3.0;
+    let drain_s = seconds * if a.quick { 1.0 / 3.0 } else { 2.0 / 3.0 };
     let k = k_milli as f64 / 1000.0;
     let initial = drain * drain_s * k / 60.0;
     let initial = Credits::from_f64(initial).unwrap_or(Credits::ZERO);
