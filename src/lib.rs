@@ -10,4 +10,5 @@ pub mod cgroup;
 pub mod cli;
 pub mod config;
 pub mod credit;
+pub mod exec;
 pub mod sim;

@@ -610,6 +610,18 @@ impl Agent {
         }
     }
 
+    /// Stops workload `name` now (its cgroup is about to be removed, as at the end of
+    /// `burstd exec`): surplus is charged and the profile's stop rules apply, exactly as when
+    /// its cgroup disappears. Take a last sample first. Returns whether it was running.
+    pub fn stop_workload(&mut self, name: &str, wall_s: u64) -> bool {
+        let Some(&i) = self.index.get(name) else {
+            return false;
+        };
+        let running = self.workloads[i].is_running();
+        self.stop(i, wall_s);
+        running
+    }
+
     /// Switches a workload's mode (config reload or the API). Returns the credits charged.
     pub fn switch_mode(
         &mut self,

@@ -102,7 +102,13 @@ pub fn state_path(dir: &Path) -> PathBuf {
 
 /// Loads the state; `Ok(None)` when there is none yet.
 pub fn load(dir: &Path) -> Result<Option<State>, StateError> {
-    let path = state_path(dir);
+    load_file(&state_path(dir))
+}
+
+/// Loads the state from a file path (`burstd exec --state FILE`); `Ok(None)` when it does not
+/// exist yet.
+pub fn load_file(path: &Path) -> Result<Option<State>, StateError> {
+    let path = path.to_path_buf();
     let text = match fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -137,14 +143,28 @@ pub fn load(dir: &Path) -> Result<Option<State>, StateError> {
 
 /// Writes the state atomically: a crash at any point leaves the old or the new file whole.
 pub fn save(dir: &Path, state: &State) -> Result<(), StateError> {
-    let path = state_path(dir);
+    save_file(&state_path(dir), state)
+}
+
+/// [`save`] to a file path; its directory is created if missing.
+pub fn save_file(path: &Path, state: &State) -> Result<(), StateError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| STATE_FILE.to_string());
+    let path = path.to_path_buf();
+    let dir = dir.as_path();
     let werr = |source| StateError::Write {
         path: path.clone(),
         source,
     };
     let body = serde_json::to_vec_pretty(state).map_err(|e| werr(std::io::Error::other(e)))?;
     fs::create_dir_all(dir).map_err(werr)?;
-    let tmp = dir.join(format!(".{STATE_FILE}.tmp"));
+    let tmp = dir.join(format!(".{file_name}.tmp"));
     {
         let mut f = OpenOptions::new()
             .write(true)
@@ -207,6 +227,17 @@ mod tests {
         save(dir.path(), &s).unwrap();
         assert_eq!(load(dir.path()).unwrap(), Some(s));
         assert!(!dir.path().join(".state.json.tmp").exists());
+    }
+
+    #[test]
+    fn path_based_save_and_load_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("exec-state.json");
+        assert_eq!(load_file(&path).unwrap(), None);
+        let s = sample_state();
+        save_file(&path, &s).unwrap();
+        assert_eq!(load_file(&path).unwrap(), Some(s));
+        assert!(!dir.path().join("sub").join(".exec-state.json.tmp").exists());
     }
 
     #[test]

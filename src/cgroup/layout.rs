@@ -104,6 +104,26 @@ impl Layout {
             })
     }
 
+    /// The `cgroup.procs` file(s) that move a process into cgroup `rel` (v1: one per distinct
+    /// hierarchy). `burstd exec` opens them before forking so that the child can move itself
+    /// with a single `write` before it executes the command.
+    pub fn procs_files(&self, rel: &str) -> Result<Vec<PathBuf>, CgroupError> {
+        let rel = super::clean_rel(rel)?;
+        Ok(match self {
+            Layout::V2 { root } => vec![root.join(rel).join("cgroup.procs")],
+            Layout::V1 {
+                cpu_root,
+                cpuacct_root,
+            } => {
+                let mut files = vec![cpu_root.join(rel).join("cgroup.procs")];
+                if cpuacct_root != cpu_root {
+                    files.push(cpuacct_root.join(rel).join("cgroup.procs"));
+                }
+                files
+            }
+        })
+    }
+
     /// The hierarchy implementation for this layout.
     pub fn hierarchy(&self) -> Box<dyn Hierarchy> {
         match self {

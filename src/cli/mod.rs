@@ -3,6 +3,8 @@
 use clap::{Parser, Subcommand};
 
 pub mod daemon;
+pub mod demo;
+pub mod exec;
 pub mod profiles;
 pub mod simulate;
 use std::process::ExitCode;
@@ -35,6 +37,15 @@ pub enum Command {
     /// Replay a utilisation trace (CSV) through the credit model: CloudWatch-like metrics per
     /// step, a summary with the surplus cost, optionally a chart and a price comparison.
     Simulate(simulate::SimulateArgs),
+    /// Run a command in its own cgroup under a profile's credit rules, for its lifetime; exit
+    /// with its exit status. No daemon needed.
+    Exec(exec::ExecArgs),
+    /// Watch a busy loop run out of credits and be held at its baseline (standard), then
+    /// spend surplus credits (unlimited), measured from the kernel's counters.
+    Demo(demo::DemoArgs),
+    /// Keep one core busy (the demo's workload).
+    #[command(hide = true)]
+    Burn(exec::BurnArgs),
 }
 
 /// Parses the command line and runs it; the binary's `main` is just this.
@@ -45,5 +56,8 @@ pub fn main() -> ExitCode {
         Command::Daemon(a) => daemon::run_daemon(a),
         Command::Check(a) => daemon::run_check(a),
         Command::Simulate(args) => simulate::run(&args),
+        Command::Exec(a) => exec::run_exec(a),
+        Command::Demo(a) => demo::run_demo(a),
+        Command::Burn(a) => exec::run_burn(a),
     }
 }

@@ -1,0 +1,130 @@
+//! `burstd exec` (a command under the credit rules) and the hidden `burstd burn` (a busy loop
+//! on one core, the demo's workload).
+
+use crate::credit::{builtin_profile, builtin_profile_names, Credits, Mode, Profile};
+use crate::exec::{self, ExecOptions, Output};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args, Debug)]
+pub struct ExecArgs {
+    /// The instance type whose credit rules apply (see `burstd profiles`).
+    #[arg(long)]
+    pub profile: String,
+    /// standard (held at baseline when credits run out) or unlimited (surplus, charged).
+    /// Default: the profile's (T2 standard, T3 unlimited), or the mode saved in --state.
+    #[arg(long, value_parser = parse_mode)]
+    pub mode: Option<Mode>,
+    /// Earned credits to start with (ignored when --state holds a balance).
+    #[arg(long, default_value_t = 0.0)]
+    pub initial_credits: f64,
+    /// Launch credits granted at each start instead of the profile's (0: none).
+    #[arg(long)]
+    pub launch_credits: Option<f64>,
+    /// Credit clock speed: K credit-seconds per real second (1 = real time).
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// Keep the balance between runs in this file (each run is a stop and a start).
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// The cgroup to create the command's cgroup under, relative to the cgroup root.
+    /// Default: `burstd` on cgroup v1 or as root; on v2 otherwise, burstd's own (delegated) cgroup.
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// No live status; only the summary and errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BurnArgs {
+    /// How long to keep one core busy, in seconds of wall time.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+}
+
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    Mode::parse(s).ok_or_else(|| format!("{s:?}: expected standard or unlimited"))
+}
+
+/// A built-in profile by name, or a message listing them.
+pub fn profile_named(name: &str) -> Result<Profile, String> {
+    builtin_profile(name).ok_or_else(|| {
+        format!(
+            "unknown profile {name:?}; built-in profiles: {}",
+            builtin_profile_names().join(", ")
+        )
+    })
+}
+
+/// `--time-scale` as the agent's thousandths, checked like the config's `time_scale`.
+pub fn time_scale_milli(k: f64) -> Result<u64, String> {
+    if !k.is_finite() || !(0.001..=1_000_000.0).contains(&k) {
+        return Err(format!(
+            "--time-scale {k}: must be a number from 0.001 to 1000000 (1 = real time)"
+        ));
+    }
+    Ok((k * 1000.0).round() as u64)
+}
+
+fn credits_arg(flag: &str, v: f64) -> Result<Credits, String> {
+    Credits::from_f64(v)
+        .filter(|c| *c >= Credits::ZERO)
+        .ok_or_else(|| format!("{flag} {v}: must be a number ≥ 0"))
+}
+
+fn options(a: ExecArgs) -> Result<ExecOptions, String> {
+    let mut profile = profile_named(&a.profile)?;
+    if let Some(l) = a.launch_credits {
+        profile.launch_credits = credits_arg("--launch-credits", l)?;
+    }
+    Ok(ExecOptions {
+        initial_credits: credits_arg("--initial-credits", a.initial_credits)?,
+        time_scale_milli: time_scale_milli(a.time_scale)?,
+        profile,
+        mode: a.mode,
+        state_file: a.state,
+        parent: a.parent,
+        output: if a.quiet { Output::Quiet } else { Output::Live },
+        log_every_s: 5.0,
+        label: "burstd exec".into(),
+        command: a.command,
+    })
+}
+
+pub fn run_exec(a: ExecArgs) -> ExitCode {
+    super::daemon::init_logging_with("warn");
+    let opts = match options(a) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("burstd: {e}");
+            return ExitCode::from(super::EX_USAGE);
+        }
+    };
+    match exec::run(&opts) {
+        Ok(outcome) => ExitCode::from(outcome.exit_code),
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Keeps one core busy for `seconds` of wall time.
+pub fn run_burn(a: BurnArgs) -> ExitCode {
+    let limit = Duration::from_secs_f64(a.seconds.clamp(0.0, 1e9));
+    let start = Instant::now();
+    let mut x: u64 = 0;
+    while start.elapsed() < limit {
+        for _ in 0..100_000 {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+    }
+    std::hint::black_box(x);
+    ExitCode::SUCCESS
+}
