@@ -2,7 +2,8 @@
 //!
 //! Layout: `credit` is the pure model (no files, clocks or threads); `cgroup` is the kernel I/O
 //! (read CPU time, write quotas); `config` reads the configuration; `agent` runs the control
-//! loop; `sim` replays utilisation traces through the model; `cli` is the command-line front end.
+//! loop; `metrics` is the Prometheus endpoint; `api` the control API;
+//! `http` the HTTP layer both share; `sim` replays utilisation traces through the model; `cli` is the command-line front end.
 #![deny(unsafe_code)]
 
 pub mod agent;
@@ -10,3 +11,5 @@ pub mod cgroup;
 pub mod cli;
 pub mod config;
 pub mod credit;
+pub mod http;
+pub mod metrics;

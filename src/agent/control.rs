@@ -8,7 +8,7 @@ use super::units::UnitResolver;
 use crate::cgroup::{is_self_or_ancestor, Cgroup, Hierarchy, Quota, Sample, WriteOutcome};
 use crate::config::{AgentConfig, Source, WorkloadSpec};
 use crate::credit::{
-    time_to_exhaustion, Bucket, Credits, LaunchLimiter, Mode, Policy, Profile, Rate,
+    time_to_exhaustion, Bucket, Credits, Family, LaunchLimiter, Mode, Policy, Profile, Rate,
 };
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -112,6 +112,12 @@ pub struct Agent {
     boot_id: String,
     events: Vec<Event>,
     above_host_noted: bool,
+    /// Sections of the state file other layers own (the API's tokens and defaults), kept
+    /// verbatim through restore and snapshot.
+    pub extra: BTreeMap<String, serde_json::Value>,
+    /// The mode a new workload of a family starts in when its config gives no `mode`
+    /// (set by the API's ModifyDefaultCreditSpecification).
+    pub family_defaults: HashMap<Family, Mode>,
 }
 
 /// Converts a ceiling to the quota that enforces it. At or above the host's CPU count the
@@ -151,6 +157,8 @@ impl Agent {
             boot_id,
             events: Vec::new(),
             above_host_noted: false,
+            extra: BTreeMap::new(),
+            family_defaults: HashMap::new(),
         }
     }
 
@@ -174,7 +182,8 @@ impl Agent {
     /// Loads saved balances. Workloads are reconciled when their cgroups are first seen
     /// (same boot and same cgroup: the CPU used meanwhile is accounted; otherwise a stop at
     /// the save time and a start now). Saved workloads no longer configured are dropped.
-    pub fn restore(&mut self, state: State) {
+    pub fn restore(&mut self, mut state: State) {
+        self.extra = std::mem::take(&mut state.extra);
         let same_boot = !state.boot_id.is_empty() && state.boot_id == self.boot_id;
         // A launch limiter saved with another limit keeps its history under the new one.
         let mut limiter = state.launch_limiter;
@@ -253,7 +262,11 @@ impl Agent {
         if let Some(&i) = self.index.get(name) {
             return i;
         }
-        let bucket = Bucket::new_or_standard(&spec.profile, spec.mode, spec.initial_credits);
+        let mode = match self.family_defaults.get(&spec.profile.family) {
+            Some(&m) if !spec.mode_explicit && spec.profile.allows(m) => m,
+            _ => spec.mode,
+        };
+        let bucket = Bucket::new_or_standard(&spec.profile, mode, spec.initial_credits);
         self.insert(
             name.to_string(),
             spec.name.clone(),
@@ -735,7 +748,7 @@ impl Agent {
             saved_at_unix_s: wall_s,
             launch_limiter: self.limiter.clone(),
             workloads,
-            extra: BTreeMap::new(),
+            extra: self.extra.clone(),
         }
     }
 

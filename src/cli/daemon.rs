@@ -148,9 +148,21 @@ pub fn run_daemon(args: DaemonArgs) -> ExitCode {
     };
     rt.block_on(async move {
         let (tx, rx) = tokio::sync::mpsc::channel(16);
-        if let Err(e) = forward_signals(tx) {
+        if let Err(e) = forward_signals(tx.clone()) {
             eprintln!("burstd: cannot install signal handlers: {e}");
             return ExitCode::FAILURE;
+        }
+        if let Some(addr) = cfg.metrics.listen {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => {
+                    info!(listen = %addr, "metrics endpoint: GET /metrics, GET /healthz");
+                    tokio::spawn(crate::metrics::serve(l, tx.clone()));
+                }
+                Err(e) => {
+                    eprintln!("burstd: [metrics] listen = \"{addr}\": cannot listen: {e} (another process on the port? set listen = \"\" to turn the endpoint off)");
+                    return ExitCode::from(EX_UNAVAILABLE);
+                }
+            }
         }
         let opts = LoopOptions {
             config_path: Some(args.config.clone()),
