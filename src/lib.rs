@@ -7,6 +7,7 @@
 #![deny(unsafe_code)]
 
 pub mod agent;
+pub mod api;
 pub mod cgroup;
 pub mod cli;
 pub mod config;

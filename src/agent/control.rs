@@ -80,6 +80,12 @@ impl Workload {
         self.handle.is_some()
     }
 
+    /// Restored from the state file but its cgroup not yet seen since: its saved position is
+    /// still to be reconciled, so its bucket must not change before that.
+    pub fn awaiting_reconcile(&self) -> bool {
+        !self.seen && self.pending.is_some()
+    }
+
     pub fn ceiling(&self, policy: &Policy) -> Rate {
         self.bucket.ceiling(&self.profile, policy)
     }

@@ -26,6 +26,11 @@ pub enum Control {
     Scrape(oneshot::Sender<Scrape>),
     /// Answer at once: the loop is alive (`/healthz`).
     Ping(oneshot::Sender<()>),
+    /// An API request; a change is saved to the state file before the answer is sent.
+    Api(
+        crate::api::engine::Call,
+        oneshot::Sender<crate::api::engine::Answer>,
+    ),
 }
 
 /// The loop's clocks: a monotonic one that keeps running across agent restarts within one
@@ -126,6 +131,7 @@ pub async fn run_loop(
     mut rx: mpsc::Receiver<Control>,
 ) -> SaveStats {
     let mut stats = SaveStats::default();
+    let mut api = crate::api::engine::Engine::load(&mut agent);
     let now = clock.now_ns();
     agent.rescan(now, clock.wall_s());
     agent.tick(now, clock.wall_s());
@@ -185,6 +191,16 @@ pub async fn run_loop(
                 }
                 Some(Control::Ping(reply)) => {
                     let _ = reply.send(());
+                }
+                Some(Control::Api(call, reply)) => {
+                    let (answer, changed) =
+                        api.handle(&mut agent, clock.now_ns(), clock.wall_s(), call);
+                    if changed {
+                        // Durable before the caller hears of it.
+                        agent.take_events();
+                        save(&agent, clock, &mut stats);
+                    }
+                    let _ = reply.send(answer);
                 }
             }
         }

@@ -164,11 +164,36 @@ pub fn run_daemon(args: DaemonArgs) -> ExitCode {
                 }
             }
         }
+        if let Some(path) = &cfg.api.socket {
+            let db = crate::api::auth::GroupDb::default();
+            let admin_gid = match cfg.api.admin_group.as_deref().map(|g| db.gid_of(g, "admin_group")) {
+                None => None,
+                Some(Ok(g)) => Some(g),
+                Some(Err(e)) => {
+                    eprintln!("burstd: {e}");
+                    return ExitCode::from(super::EX_USAGE);
+                }
+            };
+            match crate::api::bind(path, cfg.api.group.as_deref(), &db) {
+                Ok(l) => {
+                    info!(socket = %path.display(), "control API listening");
+                    let access = crate::api::Access { admin_gid, db };
+                    tokio::spawn(crate::api::serve(l, access, tx.clone()));
+                }
+                Err(e) => {
+                    eprintln!("burstd: {e}");
+                    return ExitCode::from(EX_UNAVAILABLE);
+                }
+            }
+        }
         let opts = LoopOptions {
             config_path: Some(args.config.clone()),
             notify: true,
         };
         let stats = run_loop(agent, opts, &SystemClock, rx).await;
+        if let Some(path) = &cfg.api.socket {
+            let _ = std::fs::remove_file(path);
+        }
         if stats.saves == 0 {
             return ExitCode::FAILURE;
         }
