@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod client;
 pub mod daemon;
 pub mod profiles;
 use std::process::ExitCode;
@@ -31,6 +32,16 @@ pub enum Command {
     Check(daemon::CheckArgs),
     /// List the built-in profiles (instance types) with their credit figures.
     Profiles,
+    /// Switch workloads between standard and unlimited (EC2's action of the same name).
+    ModifyInstanceCreditSpecification(client::ModifyInstanceArgs),
+    /// Each workload's credit mode, paginated (EC2's action of the same name).
+    DescribeInstanceCreditSpecifications(client::DescribeArgs),
+    /// Set the mode new workloads of a family start in when their config gives none.
+    ModifyDefaultCreditSpecification(client::ModifyDefaultArgs),
+    /// The mode new workloads of a family start in.
+    GetDefaultCreditSpecification(client::GetDefaultArgs),
+    /// A live table of every running workload: balance, surplus, ceiling, usage, held.
+    Status(client::StatusArgs),
 }
 
 /// Parses the command line and runs it; the binary's `main` is just this.
@@ -40,5 +51,10 @@ pub fn main() -> ExitCode {
         Command::Profiles => profiles::run(),
         Command::Daemon(a) => daemon::run_daemon(a),
         Command::Check(a) => daemon::run_check(a),
+        Command::ModifyInstanceCreditSpecification(a) => client::modify_instance(a),
+        Command::DescribeInstanceCreditSpecifications(a) => client::describe(a),
+        Command::ModifyDefaultCreditSpecification(a) => client::modify_default(a),
+        Command::GetDefaultCreditSpecification(a) => client::get_default(a),
+        Command::Status(a) => client::status(a),
     }
 }

@@ -264,6 +264,17 @@ fn alert_rules_parse_and_use_only_exported_metrics() {
         }
     }
     assert!(n >= 6, "{n} rules");
+    // promtool (Debian package `prometheus`) checks the PromQL too, where it is installed.
+    if let Ok(o) = std::process::Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/prometheus-alerts.yml"
+        ))
+        .output()
+    {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
 }
 
 #[test]
