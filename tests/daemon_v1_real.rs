@@ -22,6 +22,12 @@ save_interval_s = 0.2
 max_interval_ms = 100
 drift_check_s = 1.0
 
+[metrics]
+listen = ""
+
+[api]
+socket = ""
+
 [[workload]]
 name = "std"
 cgroup = "{std_group}"

@@ -8,7 +8,7 @@ use super::units::UnitResolver;
 use crate::cgroup::{is_self_or_ancestor, Cgroup, Hierarchy, Quota, Sample, WriteOutcome};
 use crate::config::{AgentConfig, Source, WorkloadSpec};
 use crate::credit::{
-    time_to_exhaustion, Bucket, Credits, LaunchLimiter, Mode, Policy, Profile, Rate,
+    time_to_exhaustion, Bucket, Credits, Family, LaunchLimiter, Mode, Policy, Profile, Rate,
 };
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -80,6 +80,12 @@ impl Workload {
         self.handle.is_some()
     }
 
+    /// Restored from the state file but its cgroup not yet seen since: its saved position is
+    /// still to be reconciled, so its bucket must not change before that.
+    pub fn awaiting_reconcile(&self) -> bool {
+        !self.seen && self.pending.is_some()
+    }
+
     pub fn ceiling(&self, policy: &Policy) -> Rate {
         self.bucket.ceiling(&self.profile, policy)
     }
@@ -114,6 +120,12 @@ pub struct Agent {
     above_host_noted: bool,
     /// Save time of the state restored at start.
     restored_at_s: u64,
+    /// Sections of the state file other layers own (the API's tokens and defaults), kept
+    /// verbatim through restore and snapshot.
+    pub extra: BTreeMap<String, serde_json::Value>,
+    /// The mode a new workload of a family starts in when its config gives no `mode`
+    /// (set by the API's ModifyDefaultCreditSpecification).
+    pub family_defaults: HashMap<Family, Mode>,
 }
 
 /// Converts a ceiling to the quota that enforces it. At or above the host's CPU count the
@@ -154,6 +166,8 @@ impl Agent {
             events: Vec::new(),
             above_host_noted: false,
             restored_at_s: 0,
+            extra: BTreeMap::new(),
+            family_defaults: HashMap::new(),
         }
     }
 
@@ -177,7 +191,8 @@ impl Agent {
     /// Loads saved balances. Workloads are reconciled when their cgroups are first seen
     /// (same boot and same cgroup: the CPU used meanwhile is accounted; otherwise a stop at
     /// the save time and a start now). Saved workloads no longer configured are dropped.
-    pub fn restore(&mut self, state: State) {
+    pub fn restore(&mut self, mut state: State) {
+        self.extra = std::mem::take(&mut state.extra);
         let same_boot = !state.boot_id.is_empty() && state.boot_id == self.boot_id;
         self.restored_at_s = state.saved_at_unix_s;
         // A launch limiter saved with another limit keeps its history under the new one.
@@ -257,7 +272,11 @@ impl Agent {
         if let Some(&i) = self.index.get(name) {
             return i;
         }
-        let bucket = Bucket::new_or_standard(&spec.profile, spec.mode, spec.initial_credits);
+        let mode = match self.family_defaults.get(&spec.profile.family) {
+            Some(&m) if !spec.mode_explicit && spec.profile.allows(m) => m,
+            _ => spec.mode,
+        };
+        let bucket = Bucket::new_or_standard(&spec.profile, mode, spec.initial_credits);
         self.insert(
             name.to_string(),
             spec.name.clone(),
@@ -313,13 +332,16 @@ impl Agent {
         }
         // A workload that ran when the state was saved but whose cgroup is not there now
         // stopped while burstd was away: apply the stop (surplus charged, T2 credits lost).
+        // Either way its saved state is now the live one (it can be switched, and is saved).
         let saved_at = self.restored_at_s;
         for w in &mut self.workloads {
-            if !w.seen && w.pending.is_some() && w.bucket.is_running() {
-                let charged = w.bucket.stop(&w.profile, saved_at);
+            if !w.seen && w.pending.is_some() {
+                if w.bucket.is_running() {
+                    let charged = w.bucket.stop(&w.profile, saved_at);
+                    info!(workload = %w.name, charged = %charged, "workload stopped while burstd was not running");
+                }
                 w.pending = None;
                 w.seen = true;
-                info!(workload = %w.name, charged = %charged, "workload stopped while burstd was not running");
             }
         }
     }
@@ -762,7 +784,7 @@ impl Agent {
             saved_at_unix_s: wall_s,
             launch_limiter: self.limiter.clone(),
             workloads,
-            extra: BTreeMap::new(),
+            extra: self.extra.clone(),
         }
     }
 

@@ -6,9 +6,11 @@
 use super::control::{Agent, Event};
 use super::state;
 use crate::config;
+use crate::metrics::{tick_histogram, Scrape};
+use prometheus_client::metrics::histogram::Histogram;
 use std::path::PathBuf;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
 const MS: u64 = 1_000_000;
@@ -20,6 +22,15 @@ pub enum Control {
     Reload,
     /// Save, apply `on_exit`, and return (SIGTERM, SIGINT).
     Shutdown,
+    /// Sample every workload now and answer with the metrics (a Prometheus scrape).
+    Scrape(oneshot::Sender<Scrape>),
+    /// Answer at once: the loop is alive (`/healthz`).
+    Ping(oneshot::Sender<()>),
+    /// An API request; a change is saved to the state file before the answer is sent.
+    Api(
+        crate::api::engine::Call,
+        oneshot::Sender<crate::api::engine::Answer>,
+    ),
 }
 
 /// The loop's clocks: a monotonic one that keeps running across agent restarts within one
@@ -120,6 +131,7 @@ pub async fn run_loop(
     mut rx: mpsc::Receiver<Control>,
 ) -> SaveStats {
     let mut stats = SaveStats::default();
+    let mut api = crate::api::engine::Engine::load(&mut agent);
     let now = clock.now_ns();
     agent.rescan(now, clock.wall_s());
     agent.tick(now, clock.wall_s());
@@ -133,7 +145,10 @@ pub async fn run_loop(
     let mut next_save = now + agent.config.save_interval_ms * MS;
     let mut next_rescan = now + agent.config.rescan_interval_ms * MS;
     let mut next_watchdog = now;
+    let tick_duration = tick_histogram();
     loop {
+        // Measured in real time, whatever clock the loop runs on.
+        let turn = std::time::Instant::now();
         let now = clock.now_ns();
         let wall = clock.wall_s();
         agent.tick(now, wall);
@@ -164,12 +179,29 @@ pub async fn run_loop(
         if let Some(w) = agent.next_wake() {
             next = next.min(w);
         }
+        tick_duration.observe(turn.elapsed().as_secs_f64());
         let wait = Duration::from_nanos(next.saturating_sub(clock.now_ns()));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             msg = rx.recv() => match msg {
                 Some(Control::Reload) => reload(&mut agent, &opts, clock),
                 Some(Control::Shutdown) | None => break,
+                Some(Control::Scrape(reply)) => {
+                    let _ = reply.send(scrape(&mut agent, clock, &stats, &tick_duration));
+                }
+                Some(Control::Ping(reply)) => {
+                    let _ = reply.send(());
+                }
+                Some(Control::Api(call, reply)) => {
+                    let (answer, changed) =
+                        api.handle(&mut agent, clock.now_ns(), clock.wall_s(), call);
+                    if changed {
+                        // Durable before the caller hears of it.
+                        agent.take_events();
+                        save(&agent, clock, &mut stats);
+                    }
+                    let _ = reply.send(answer);
+                }
             }
         }
     }
@@ -179,6 +211,17 @@ pub async fn run_loop(
     agent.on_exit();
     info!(saves = stats.saves, "burstd stopped; state saved");
     stats
+}
+
+/// Samples every workload now (no waiting for its next tick) and gathers the metrics.
+fn scrape(agent: &mut Agent, clock: &dyn Clock, stats: &SaveStats, tick: &Histogram) -> Scrape {
+    agent.sample_all(clock.now_ns(), clock.wall_s());
+    Scrape {
+        workloads: super::view::workload_views(agent),
+        health: agent.health,
+        saves: *stats,
+        tick_duration: tick.clone(),
+    }
 }
 
 fn reload(agent: &mut Agent, opts: &LoopOptions, clock: &dyn Clock) {

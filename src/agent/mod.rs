@@ -1,13 +1,17 @@
 //! The agent: the control core (`control`), its event loop (`daemon`), the state file
-//! (`state`) and how systemd units map to cgroups (`units`).
+//! (`state`), how systemd units map to cgroups (`units`) and a read-only picture of the
+//! workloads for metrics and the API (`view`).
 
 pub mod control;
 pub mod daemon;
 pub mod state;
 pub mod units;
+pub mod view;
 
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
+#[cfg(test)]
+pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
 

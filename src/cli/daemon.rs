@@ -154,15 +154,52 @@ pub fn run_daemon(args: DaemonArgs) -> ExitCode {
     };
     rt.block_on(async move {
         let (tx, rx) = tokio::sync::mpsc::channel(16);
-        if let Err(e) = forward_signals(tx) {
+        if let Err(e) = forward_signals(tx.clone()) {
             eprintln!("burstd: cannot install signal handlers: {e}");
             return ExitCode::FAILURE;
+        }
+        if let Some(addr) = cfg.metrics.listen {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => {
+                    info!(listen = %addr, "metrics endpoint: GET /metrics, GET /healthz");
+                    tokio::spawn(crate::metrics::serve(l, tx.clone()));
+                }
+                Err(e) => {
+                    eprintln!("burstd: [metrics] listen = \"{addr}\": cannot listen: {e} (another process on the port? set listen = \"\" to turn the endpoint off)");
+                    return ExitCode::from(EX_UNAVAILABLE);
+                }
+            }
+        }
+        if let Some(path) = &cfg.api.socket {
+            let db = crate::api::auth::GroupDb::default();
+            let admin_gid = match cfg.api.admin_group.as_deref().map(|g| db.gid_of(g, "admin_group")) {
+                None => None,
+                Some(Ok(g)) => Some(g),
+                Some(Err(e)) => {
+                    eprintln!("burstd: {e}");
+                    return ExitCode::from(super::EX_USAGE);
+                }
+            };
+            match crate::api::bind(path, cfg.api.group.as_deref(), &db) {
+                Ok(l) => {
+                    info!(socket = %path.display(), "control API listening");
+                    let access = crate::api::Access { admin_gid, db };
+                    tokio::spawn(crate::api::serve(l, access, tx.clone()));
+                }
+                Err(e) => {
+                    eprintln!("burstd: {e}");
+                    return ExitCode::from(EX_UNAVAILABLE);
+                }
+            }
         }
         let opts = LoopOptions {
             config_path: Some(args.config.clone()),
             notify: true,
         };
         let stats = run_loop(agent, opts, &SystemClock, rx).await;
+        if let Some(path) = &cfg.api.socket {
+            let _ = std::fs::remove_file(path);
+        }
         if stats.saves == 0 {
             return ExitCode::FAILURE;
         }

@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod client;
 pub mod daemon;
 pub mod demo;
 pub mod exec;
@@ -46,6 +47,16 @@ pub enum Command {
     /// Keep one core busy (the demo's workload).
     #[command(hide = true)]
     Burn(exec::BurnArgs),
+    /// Switch workloads between standard and unlimited (EC2's action of the same name).
+    ModifyInstanceCreditSpecification(client::ModifyInstanceArgs),
+    /// Each workload's credit mode, paginated (EC2's action of the same name).
+    DescribeInstanceCreditSpecifications(client::DescribeArgs),
+    /// Set the mode new workloads of a family start in when their config gives none.
+    ModifyDefaultCreditSpecification(client::ModifyDefaultArgs),
+    /// The mode new workloads of a family start in.
+    GetDefaultCreditSpecification(client::GetDefaultArgs),
+    /// A live table of every running workload: balance, surplus, ceiling, usage, held.
+    Status(client::StatusArgs),
 }
 
 /// Parses the command line and runs it; the binary's `main` is just this.
@@ -59,5 +70,10 @@ pub fn main() -> ExitCode {
         Command::Exec(a) => exec::run_exec(a),
         Command::Demo(a) => demo::run_demo(a),
         Command::Burn(a) => exec::run_burn(a),
+        Command::ModifyInstanceCreditSpecification(a) => client::modify_instance(a),
+        Command::DescribeInstanceCreditSpecifications(a) => client::describe(a),
+        Command::ModifyDefaultCreditSpecification(a) => client::modify_default(a),
+        Command::GetDefaultCreditSpecification(a) => client::get_default(a),
+        Command::Status(a) => client::status(a),
     }
 }

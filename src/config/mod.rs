@@ -33,6 +33,69 @@ struct RawFile {
     workload: Vec<RawWorkload>,
     #[serde(default)]
     profiles: BTreeMap<String, Spanned<RawProfile>>,
+    #[serde(default)]
+    metrics: RawMetrics,
+    #[serde(default)]
+    api: RawApi,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields, default)]
+struct RawMetrics {
+    enabled: bool,
+    listen: Spanned<String>,
+}
+
+impl Default for RawMetrics {
+    fn default() -> Self {
+        RawMetrics {
+            enabled: true,
+            listen: spanned(DEFAULT_METRICS_LISTEN.to_string()),
+        }
+    }
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields, default)]
+struct RawApi {
+    enabled: bool,
+    socket: Spanned<String>,
+    group: Option<Spanned<String>>,
+    admin_group: Option<Spanned<String>>,
+}
+
+impl Default for RawApi {
+    fn default() -> Self {
+        RawApi {
+            enabled: true,
+            socket: spanned(DEFAULT_API_SOCKET.to_string()),
+            group: None,
+            admin_group: None,
+        }
+    }
+}
+
+/// Where the metrics endpoint listens unless the file says otherwise.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9749";
+/// Where the control API's socket is unless the file says otherwise.
+pub const DEFAULT_API_SOCKET: &str = "/run/burstd/api.sock";
+
+/// The `[metrics]` section, resolved.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct MetricsConfig {
+    /// `None`: no metrics endpoint (`enabled = false` or `listen = ""`).
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+/// The `[api]` section, resolved.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ApiConfig {
+    /// `None`: no control API (`enabled = false` or `socket = ""`).
+    pub socket: Option<PathBuf>,
+    /// Group that owns the socket (mode 0660): its members may read.
+    pub group: Option<String>,
+    /// Members of this group (and root) may change things.
+    pub admin_group: Option<String>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -128,6 +191,9 @@ pub struct WorkloadSpec {
     pub source: Source,
     pub profile: Profile,
     pub mode: Mode,
+    /// False when `mode` came from the profile's default: then the API's per-family default
+    /// (ModifyDefaultCreditSpecification) decides the mode of a new workload.
+    pub mode_explicit: bool,
     pub initial_credits: Credits,
 }
 
@@ -155,6 +221,8 @@ pub struct Config {
     pub agent: AgentConfig,
     pub workloads: Vec<WorkloadSpec>,
     pub custom_profiles: BTreeMap<String, Profile>,
+    pub metrics: MetricsConfig,
+    pub api: ApiConfig,
 }
 
 /// A configuration error with its place in the file.
@@ -253,11 +321,89 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         }
         workloads.push(spec);
     }
+    let metrics = metrics_config(&cx, &raw.metrics)?;
+    let api = api_config(&cx, &raw.api)?;
     Ok(Config {
         path: path.to_path_buf(),
         agent,
         workloads,
         custom_profiles,
+        metrics,
+        api,
+    })
+}
+
+fn metrics_config(cx: &Ctx, m: &RawMetrics) -> Result<MetricsConfig, ConfigError> {
+    let text = m.listen.get_ref().trim();
+    if !m.enabled || text.is_empty() {
+        return Ok(MetricsConfig { listen: None });
+    }
+    let listen = text.parse().map_err(|_| {
+        cx.err(
+            m.listen.span(),
+            format!(
+                "[metrics] listen = {text:?}: must be an IP address and port like \"127.0.0.1:9749\" \
+                 or \"[::1]:9749\" (\"\" turns the endpoint off)"
+            ),
+        )
+    })?;
+    Ok(MetricsConfig {
+        listen: Some(listen),
+    })
+}
+
+/// A group name as /etc/group allows it (the POSIX portable set, plus the usual extras).
+fn valid_group_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && !name.starts_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+fn api_config(cx: &Ctx, a: &RawApi) -> Result<ApiConfig, ConfigError> {
+    let socket = a.socket.get_ref().trim();
+    if !a.enabled || socket.is_empty() {
+        return Ok(ApiConfig {
+            socket: None,
+            group: None,
+            admin_group: None,
+        });
+    }
+    if !socket.starts_with('/') || socket.ends_with('/') {
+        return Err(cx.err(
+            a.socket.span(),
+            format!("[api] socket = {socket:?}: must be an absolute file path like \"/run/burstd/api.sock\" (\"\" turns the API off)"),
+        ));
+    }
+    // sun_path holds 108 bytes including the terminating NUL.
+    if socket.len() > 107 {
+        return Err(cx.err(
+            a.socket.span(),
+            format!(
+                "[api] socket = {socket:?}: {} bytes; a Unix socket path may have at most 107",
+                socket.len()
+            ),
+        ));
+    }
+    let group = |g: &Option<Spanned<String>>, key: &str| -> Result<Option<String>, ConfigError> {
+        match g {
+            None => Ok(None),
+            Some(v) if valid_group_name(v.get_ref()) => Ok(Some(v.get_ref().clone())),
+            Some(v) => Err(cx.err(
+                v.span(),
+                format!(
+                    "[api] {key} = {:?}: must be a group name (letters, digits, . _ -, at most 32)",
+                    v.get_ref()
+                ),
+            )),
+        }
+    };
+    Ok(ApiConfig {
+        socket: Some(PathBuf::from(socket)),
+        group: group(&a.group, "group")?,
+        admin_group: group(&a.admin_group, "admin_group")?,
     })
 }
 
@@ -624,6 +770,7 @@ fn workload(
         source,
         profile,
         mode,
+        mode_explicit: w.mode.is_some(),
         initial_credits,
     })
 }

@@ -263,3 +263,79 @@ fn the_shipped_example_config_is_valid() {
     assert_eq!(c.workloads.len(), 1);
     assert_eq!(c.workloads[0].profile.name, "t3.micro");
 }
+
+#[test]
+fn metrics_and_api_sections_default_and_parse() {
+    let c = parse_str("").unwrap();
+    assert_eq!(c.metrics.listen, Some("127.0.0.1:9749".parse().unwrap()));
+    assert_eq!(c.api.socket, Some(PathBuf::from("/run/burstd/api.sock")));
+    assert_eq!(
+        (c.api.group.as_deref(), c.api.admin_group.as_deref()),
+        (None, None)
+    );
+    let c = parse_str(
+        "[metrics]\nlisten = \"[::1]:9100\"\n[api]\nsocket = \"/tmp/b.sock\"\ngroup = \"burstd\"\nadmin_group = \"wheel\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.metrics.listen, Some("[::1]:9100".parse().unwrap()));
+    assert_eq!(c.api.socket, Some(PathBuf::from("/tmp/b.sock")));
+    assert_eq!(c.api.group.as_deref(), Some("burstd"));
+    assert_eq!(c.api.admin_group.as_deref(), Some("wheel"));
+    assert_eq!(
+        parse_str("[metrics]\nlisten = \"\"\n")
+            .unwrap()
+            .metrics
+            .listen,
+        None
+    );
+    assert_eq!(
+        parse_str("[metrics]\nenabled = false\n")
+            .unwrap()
+            .metrics
+            .listen,
+        None
+    );
+    assert_eq!(
+        parse_str("[api]\nsocket = \"\"\n").unwrap().api.socket,
+        None
+    );
+    assert_eq!(
+        parse_str("[api]\nenabled = false\n").unwrap().api.socket,
+        None
+    );
+}
+
+#[test]
+fn metrics_and_api_errors_say_where_and_what() {
+    let e = err("[metrics]\nlisten = \"localhost\"\n");
+    assert!(
+        e.contains(":2:10: [metrics] listen = \"localhost\": must be an IP address and port"),
+        "{e}"
+    );
+    let e = err("[metrics]\nport = 1\n");
+    assert!(
+        e.contains(":2:1") && e.contains("unknown field `port`"),
+        "{e}"
+    );
+    let e = err("[api]\nsocket = \"api.sock\"\n");
+    assert!(
+        e.contains(":2:10: [api] socket = \"api.sock\": must be an absolute file path"),
+        "{e}"
+    );
+    let long = format!("[api]\nsocket = \"/{}\"\n", "a".repeat(120));
+    assert!(err(&long).contains("at most 107"));
+    let e = err("[api]\ngroup = \"bad group\"\n");
+    assert!(
+        e.contains(":2:9: [api] group = \"bad group\": must be a group name"),
+        "{e}"
+    );
+    let e = err("[api]\nadmin_group = 7\n");
+    assert!(e.contains(":2:15") && e.contains("invalid type"), "{e}");
+}
+
+#[test]
+fn an_explicit_mode_is_remembered_as_such() {
+    let c = parse_str(EXAMPLE).unwrap();
+    assert!(!c.workloads[0].mode_explicit);
+    assert!(c.workloads[3].mode_explicit);
+}

@@ -116,6 +116,11 @@ pub const PRICE_LINUX_NANO: u64 = 50_000_000;
 pub const PRICE_T4G_NANO: u64 = 40_000_000;
 
 impl Profile {
+    /// Whether a workload of this profile may run in `mode`.
+    pub fn allows(&self, mode: Mode) -> bool {
+        mode == Mode::Standard || self.unlimited_allowed
+    }
+
     /// The whole workload's baseline, in cores: `credits_per_hour / 60`.
     pub fn baseline(&self) -> Rate {
         self.earn_rate

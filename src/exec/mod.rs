@@ -287,6 +287,7 @@ fn new_agent(
         source: Source::Cgroup(rel.to_string()),
         profile: opts.profile.clone(),
         mode: opts.mode.unwrap_or(opts.profile.default_mode),
+        mode_explicit: opts.mode.is_some(),
         initial_credits: opts.initial_credits,
     };
     Ok(Agent::new(

@@ -1,0 +1,58 @@
+//! What loop-level tests of the metrics endpoint and the API share: an agent on the in-memory
+//! kernel (`fake`) whose time is tokio's clock, so `start_paused` tests run it in virtual time.
+
+use super::control::Agent;
+use super::daemon::{run_loop, Control, LoopOptions, SaveStats, TokioClock};
+use super::fake::Fake;
+use super::units::UnitResolver;
+use crate::config::{self, Config};
+use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+pub struct NoUnits;
+impl UnitResolver for NoUnits {
+    fn cgroup_of(&mut self, unit: &str) -> Option<String> {
+        Some(format!("system.slice/{unit}"))
+    }
+}
+
+/// A configuration with `state_dir` in `dir` and `text` after the `[agent]` header.
+pub fn cfg(text: &str, state_dir: &Path) -> Config {
+    let text = format!(
+        "[agent]\nstate_dir = {:?}\n{text}",
+        state_dir.display().to_string()
+    );
+    match config::parse(Path::new("test.toml"), &text) {
+        Ok(c) => c,
+        Err(e) => panic!("test config: {e}"),
+    }
+}
+
+/// An in-memory kernel with 4 CPUs on tokio's clock.
+pub fn fake() -> Fake {
+    let origin = tokio::time::Instant::now();
+    Fake::new(Arc::new(move || origin.elapsed().as_nanos() as u64), 4)
+}
+
+pub fn agent(c: &Config, fake: &Fake) -> Agent {
+    Agent::new(
+        c.agent.clone(),
+        c.workloads.clone(),
+        Box::new(fake.clone()),
+        Box::new(NoUnits),
+        4,
+        vec![],
+        "boot-1".into(),
+    )
+}
+
+/// Runs the real loop on `agent` until `Shutdown`; returns its save counters.
+pub async fn run(agent: Agent, rx: mpsc::Receiver<Control>) -> SaveStats {
+    let clock = TokioClock::new(0, 1_000_000);
+    let opts = LoopOptions {
+        config_path: None,
+        notify: false,
+    };
+    run_loop(agent, opts, &clock, rx).await
+}

@@ -1,0 +1,598 @@
+//! What each API action does to the agent. Runs inside the agent's task (the loop hands it
+//! each request with the `Agent`), so nothing here needs a lock. Its own memory (client tokens,
+//! per-family defaults and their change history) lives in the state file's `extra["api"]`, so
+//! it survives restarts with the balances.
+
+use super::types::*;
+use crate::agent::view::workload_views;
+use crate::agent::Agent;
+use crate::config::valid_workload_name;
+use crate::credit::{Family, Mode};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use tracing::{info, warn};
+
+/// A client token is remembered this long (EC2: at least 24 h).
+pub const TOKEN_TTL_S: u64 = 24 * 3600;
+/// At most this many tokens are kept; the oldest go first beyond it.
+pub const MAX_TOKENS: usize = 10_000;
+/// Default changes: at most one per rolling 5 minutes and four per rolling 24 h, per family.
+pub const DEFAULT_CHANGE_WINDOW_S: u64 = 300;
+pub const DEFAULT_CHANGES_PER_DAY: usize = 4;
+const DAY_S: u64 = 24 * 3600;
+/// Key of the engine's section in the state file's `extra`.
+pub const STATE_KEY: &str = "api";
+/// Most items in one describe page or one modify batch.
+pub const MAX_ITEMS: usize = 1000;
+
+/// One request with what the caller may do.
+#[derive(Clone, Debug)]
+pub struct Call {
+    /// Root or a member of `[api] admin_group`: may change things.
+    pub admin: bool,
+    pub request: Request,
+}
+
+/// HTTP status and JSON body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: serde_json::Value,
+}
+
+impl Answer {
+    pub fn ok<T: Serialize>(body: &T) -> Answer {
+        match serde_json::to_value(body) {
+            Ok(body) => Answer { status: 200, body },
+            Err(e) => Answer::error(
+                500,
+                code::INTERNAL,
+                format!("cannot encode the answer: {e}"),
+            ),
+        }
+    }
+
+    pub fn error(status: u16, code: &str, message: impl Into<String>) -> Answer {
+        let e = ErrorResponse {
+            error: ErrorBody {
+                code: code.to_string(),
+                message: message.into(),
+            },
+        };
+        Answer {
+            status,
+            body: serde_json::to_value(e).unwrap_or_default(),
+        }
+    }
+
+    /// The error code when this answer is an error.
+    pub fn code(&self) -> Option<&str> {
+        self.body.get("Error")?.get("Code")?.as_str()
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct TokenEntry {
+    /// The request's parameters (without DryRun and the token), as canonical JSON.
+    params: String,
+    answer_status: u16,
+    answer: serde_json::Value,
+    at_unix_s: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Saved {
+    #[serde(default)]
+    tokens: BTreeMap<String, TokenEntry>,
+    /// Family name → mode, only for families changed from the built-in default.
+    #[serde(default)]
+    defaults: BTreeMap<String, Mode>,
+    /// Family name → times (unix s) of the changes of the last 24 h.
+    #[serde(default)]
+    default_changes: BTreeMap<String, Vec<u64>>,
+}
+
+/// The API's memory.
+#[derive(Debug, Default)]
+pub struct Engine {
+    saved: Saved,
+}
+
+fn builtin_default(f: Family) -> Mode {
+    match f {
+        Family::T2 | Family::AzureB | Family::Custom => Mode::Standard,
+        Family::T3 | Family::T3a | Family::T4g => Mode::Unlimited,
+    }
+}
+
+fn parse_family(s: &str) -> Result<Family, Answer> {
+    Family::parse_ec2(s).ok_or_else(|| {
+        Answer::error(
+            400,
+            code::VALUE,
+            format!("InstanceFamily {s:?} is not valid; allowed are t2, t3, t3a, t4g"),
+        )
+    })
+}
+
+fn parse_mode(s: &str) -> Result<Mode, Answer> {
+    Mode::parse(s).ok_or_else(|| {
+        Answer::error(
+            400,
+            code::VALUE,
+            format!("CpuCredits {s:?} is not valid; allowed are standard and unlimited"),
+        )
+    })
+}
+
+fn unauthorized(action: Action) -> Answer {
+    Answer::error(
+        403,
+        code::UNAUTHORIZED,
+        format!(
+            "You are not authorized to perform {}: only root and members of [api] admin_group may change credit specifications",
+            action.name()
+        ),
+    )
+}
+
+fn dry_run_ok() -> Answer {
+    Answer::error(
+        412,
+        code::DRY_RUN,
+        "Request would have succeeded, but DryRun flag is set.",
+    )
+}
+
+/// Page tokens are the hex of the last name of the previous page: opaque enough, stable
+/// across restarts and workloads coming and going.
+fn page_token(after: &str) -> String {
+    after.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_page_token(t: &str) -> Option<String> {
+    if t.len() % 2 != 0 || t.is_empty() {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..t.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(t.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+impl Engine {
+    /// Loads the engine's section from the agent's state and applies the saved defaults.
+    /// A section this build cannot read is kept aside in the log, not silently trusted.
+    pub fn load(agent: &mut Agent) -> Engine {
+        let saved = match agent.extra.get(STATE_KEY) {
+            None => Saved::default(),
+            Some(v) => match serde_json::from_value(v.clone()) {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!(error = %e, "the state file's API section is unreadable; client tokens and family defaults start empty");
+                    Saved::default()
+                }
+            },
+        };
+        let engine = Engine { saved };
+        engine.apply_defaults(agent);
+        engine
+    }
+
+    fn apply_defaults(&self, agent: &mut Agent) {
+        agent.family_defaults = self
+            .saved
+            .defaults
+            .iter()
+            .filter_map(|(f, m)| Some((Family::parse_ec2(f)?, *m)))
+            .collect();
+    }
+
+    fn store(&self, agent: &mut Agent) {
+        match serde_json::to_value(&self.saved) {
+            Ok(v) => {
+                agent.extra.insert(STATE_KEY.to_string(), v);
+            }
+            Err(e) => warn!(error = %e, "cannot encode the API's state"),
+        }
+    }
+
+    /// The mode new workloads of `family` start in.
+    pub fn default_for(&self, family: Family) -> Mode {
+        self.saved
+            .defaults
+            .get(family.as_str())
+            .copied()
+            .unwrap_or_else(|| builtin_default(family))
+    }
+
+    /// Answers one request. `true` with the answer: something changed, save before replying.
+    pub fn handle(
+        &mut self,
+        agent: &mut Agent,
+        now_ns: u64,
+        wall_s: u64,
+        call: Call,
+    ) -> (Answer, bool) {
+        self.expire(wall_s);
+        let answer = match call.request {
+            Request::ModifyInstanceCreditSpecification(r) => {
+                return self.modify_instances(agent, now_ns, wall_s, call.admin, r)
+            }
+            Request::ModifyDefaultCreditSpecification(r) => {
+                return self.modify_default(agent, wall_s, call.admin, r)
+            }
+            Request::DescribeInstanceCreditSpecifications(r) => describe(agent, r),
+            Request::GetDefaultCreditSpecification(r) => match parse_family(&r.instance_family) {
+                Err(a) => a,
+                Ok(_) if r.dry_run => dry_run_ok(),
+                Ok(f) => Answer::ok(&DefaultCreditSpecificationResponse {
+                    instance_family_credit_specification: InstanceFamilyCreditSpecification {
+                        instance_family: f.as_str().to_string(),
+                        cpu_credits: self.default_for(f).as_str().to_string(),
+                    },
+                }),
+            },
+            Request::DescribeCreditBalances(r) => {
+                agent.sample_all(now_ns, wall_s);
+                balances(agent, r)
+            }
+        };
+        (answer, false)
+    }
+
+    fn expire(&mut self, wall_s: u64) {
+        self.saved
+            .tokens
+            .retain(|_, t| wall_s.saturating_sub(t.at_unix_s) <= TOKEN_TTL_S);
+        for times in self.saved.default_changes.values_mut() {
+            times.retain(|&t| wall_s.saturating_sub(t) < DAY_S);
+        }
+        self.saved.default_changes.retain(|_, t| !t.is_empty());
+        while self.saved.tokens.len() > MAX_TOKENS {
+            let oldest = self
+                .saved
+                .tokens
+                .iter()
+                .min_by_key(|(_, t)| t.at_unix_s)
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => self.saved.tokens.remove(&k),
+                None => break,
+            };
+        }
+    }
+
+    fn modify_instances(
+        &mut self,
+        agent: &mut Agent,
+        now_ns: u64,
+        wall_s: u64,
+        admin: bool,
+        r: ModifyInstanceCreditSpecificationRequest,
+    ) -> (Answer, bool) {
+        let action = Action::ModifyInstanceCreditSpecification;
+        if !admin {
+            return (unauthorized(action), false);
+        }
+        if r.dry_run {
+            return (dry_run_ok(), false);
+        }
+        if let Some(t) = &r.client_token {
+            if t.is_empty() || t.len() > 64 || !t.is_ascii() {
+                return (
+                    Answer::error(
+                        400,
+                        code::VALUE,
+                        "ClientToken must be 1 to 64 ASCII characters",
+                    ),
+                    false,
+                );
+            }
+        }
+        if r.instance_credit_specifications.is_empty() {
+            return (
+                Answer::error(400, code::MISSING, "InstanceCreditSpecifications is empty: give at least one {InstanceId, CpuCredits}"),
+                false,
+            );
+        }
+        if r.instance_credit_specifications.len() > MAX_ITEMS {
+            return (
+                Answer::error(
+                    400,
+                    code::VALUE,
+                    format!("at most {MAX_ITEMS} InstanceCreditSpecifications per request"),
+                ),
+                false,
+            );
+        }
+        let params = serde_json::to_string(&r.instance_credit_specifications).unwrap_or_default();
+        if let Some(t) = &r.client_token {
+            if let Some(e) = self.saved.tokens.get(t) {
+                if e.params == params {
+                    // Same token, same parameters: the same answer, nothing done again.
+                    return (
+                        Answer {
+                            status: e.answer_status,
+                            body: e.answer.clone(),
+                        },
+                        false,
+                    );
+                }
+                return (
+                    Answer::error(
+                        400,
+                        code::TOKEN_MISMATCH,
+                        format!("ClientToken {t:?} was already used with other parameters"),
+                    ),
+                    false,
+                );
+            }
+        }
+        let mut modes = Vec::with_capacity(r.instance_credit_specifications.len());
+        for s in &r.instance_credit_specifications {
+            match parse_mode(&s.cpu_credits) {
+                Ok(m) => modes.push(m),
+                Err(a) => return (a, false),
+            }
+        }
+        let mut out = ModifyInstanceCreditSpecificationResponse::default();
+        for (s, mode) in r.instance_credit_specifications.iter().zip(modes) {
+            let id = &s.instance_id;
+            let fail = |code: &str, message: String| UnsuccessfulItem {
+                instance_id: id.clone(),
+                error: ErrorBody {
+                    code: code.to_string(),
+                    message,
+                },
+            };
+            if !valid_workload_name(id) {
+                out.unsuccessful_instance_credit_specifications.push(fail(
+                    code::MALFORMED_ID,
+                    format!("Invalid id: {id:?} (a workload name has 1–128 letters, digits and . _ - @ : /)"),
+                ));
+                continue;
+            }
+            let Some(w) = agent.get(id) else {
+                out.unsuccessful_instance_credit_specifications.push(fail(
+                    code::NOT_FOUND,
+                    format!("The workload {id:?} does not exist (not configured, or no cgroup matched yet)"),
+                ));
+                continue;
+            };
+            if !w.profile.allows(mode) {
+                out.unsuccessful_instance_credit_specifications.push(fail(
+                    code::NOT_SUPPORTED,
+                    format!("Profile {} of {id:?} has no unlimited mode", w.profile.name),
+                ));
+                continue;
+            }
+            if w.awaiting_reconcile() {
+                out.unsuccessful_instance_credit_specifications.push(fail(
+                    code::INCORRECT_STATE,
+                    format!("The workload {id:?} was restored from the state file and its cgroup has not been seen since; its balance is not reconciled yet, try again once it runs"),
+                ));
+                continue;
+            }
+            match agent.switch_mode(id, mode, now_ns, wall_s) {
+                Ok(charged) => {
+                    info!(workload = %id, mode = %mode, charged = %charged, "credit mode set through the API");
+                    out.successful_instance_credit_specifications
+                        .push(SuccessfulItem {
+                            instance_id: id.clone(),
+                        });
+                }
+                Err(e) => out
+                    .unsuccessful_instance_credit_specifications
+                    .push(fail(code::NOT_SUPPORTED, e.to_string())),
+            }
+        }
+        let answer = Answer::ok(&out);
+        if let Some(t) = r.client_token {
+            self.saved.tokens.insert(
+                t,
+                TokenEntry {
+                    params,
+                    answer_status: answer.status,
+                    answer: answer.body.clone(),
+                    at_unix_s: wall_s,
+                },
+            );
+        }
+        self.store(agent);
+        (answer, true)
+    }
+
+    fn modify_default(
+        &mut self,
+        agent: &mut Agent,
+        wall_s: u64,
+        admin: bool,
+        r: ModifyDefaultCreditSpecificationRequest,
+    ) -> (Answer, bool) {
+        if !admin {
+            return (
+                unauthorized(Action::ModifyDefaultCreditSpecification),
+                false,
+            );
+        }
+        let family = match parse_family(&r.instance_family) {
+            Ok(f) => f,
+            Err(a) => return (a, false),
+        };
+        let mode = match parse_mode(&r.cpu_credits) {
+            Ok(m) => m,
+            Err(a) => return (a, false),
+        };
+        if r.dry_run {
+            return (dry_run_ok(), false);
+        }
+        let answer = Answer::ok(&DefaultCreditSpecificationResponse {
+            instance_family_credit_specification: InstanceFamilyCreditSpecification {
+                instance_family: family.as_str().to_string(),
+                cpu_credits: mode.as_str().to_string(),
+            },
+        });
+        if self.default_for(family) == mode {
+            // Nothing changes: answered, and not counted against the rate limit.
+            return (answer, false);
+        }
+        let key = family.as_str().to_string();
+        let times = self.saved.default_changes.entry(key.clone()).or_default();
+        if let Some(last) = times.iter().max() {
+            let since = wall_s.saturating_sub(*last);
+            if since < DEFAULT_CHANGE_WINDOW_S {
+                return (
+                    Answer::error(
+                        429,
+                        code::RATE_LIMIT,
+                        format!(
+                            "The default of {key} was changed {since} s ago; it may change once per rolling 5 minutes (retry in {} s)",
+                            DEFAULT_CHANGE_WINDOW_S - since
+                        ),
+                    ),
+                    false,
+                );
+            }
+        }
+        if times.len() >= DEFAULT_CHANGES_PER_DAY {
+            let oldest = times.iter().min().copied().unwrap_or(wall_s);
+            return (
+                Answer::error(
+                    429,
+                    code::RATE_LIMIT,
+                    format!(
+                        "The default of {key} was changed {DEFAULT_CHANGES_PER_DAY} times in the last 24 h, the most allowed (retry in {} s)",
+                        (oldest + DAY_S).saturating_sub(wall_s)
+                    ),
+                ),
+                false,
+            );
+        }
+        times.push(wall_s);
+        if mode == builtin_default(family) {
+            self.saved.defaults.remove(&key);
+        } else {
+            self.saved.defaults.insert(key, mode);
+        }
+        info!(family = family.as_str(), mode = %mode, "default credit specification changed through the API");
+        self.apply_defaults(agent);
+        self.store(agent);
+        (answer, true)
+    }
+}
+
+fn known_names(agent: &Agent) -> Vec<&str> {
+    let mut names: Vec<&str> = agent
+        .workloads
+        .iter()
+        .filter(|w| !w.name.is_empty())
+        .map(|w| w.name.as_str())
+        .collect();
+    names.sort_unstable();
+    names
+}
+
+/// Checks `InstanceIds`: all well formed, all known. EC2 fails the whole describe otherwise.
+fn check_ids(agent: &Agent, ids: &[String]) -> Result<(), Answer> {
+    if ids.len() > MAX_ITEMS {
+        return Err(Answer::error(
+            400,
+            code::VALUE,
+            format!("at most {MAX_ITEMS} InstanceIds per request"),
+        ));
+    }
+    if let Some(bad) = ids.iter().find(|id| !valid_workload_name(id)) {
+        return Err(Answer::error(
+            400,
+            code::MALFORMED_ID,
+            format!("Invalid id: {bad:?}"),
+        ));
+    }
+    let missing: Vec<&str> = ids
+        .iter()
+        .filter(|id| agent.get(id).is_none())
+        .map(|s| s.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(Answer::error(
+            400,
+            code::NOT_FOUND,
+            format!("The workload IDs '{}' do not exist", missing.join(", ")),
+        ));
+    }
+    Ok(())
+}
+
+fn describe(agent: &Agent, r: DescribeInstanceCreditSpecificationsRequest) -> Answer {
+    if r.instance_ids.is_some() && (r.max_results.is_some() || r.next_token.is_some()) {
+        return Answer::error(
+            400,
+            code::COMBINATION,
+            "InstanceIds cannot be combined with MaxResults or NextToken",
+        );
+    }
+    if let Some(m) = r.max_results {
+        if !(5..=MAX_ITEMS as i64).contains(&m) {
+            return Answer::error(
+                400,
+                code::VALUE,
+                format!("MaxResults = {m}: must be from 5 to {MAX_ITEMS}"),
+            );
+        }
+    }
+    if r.dry_run {
+        return dry_run_ok();
+    }
+    let item = |name: &str| {
+        agent.get(name).map(|w| InstanceCreditSpecification {
+            instance_id: w.name.clone(),
+            cpu_credits: w.bucket.mode.as_str().to_string(),
+        })
+    };
+    if let Some(ids) = &r.instance_ids {
+        if let Err(a) = check_ids(agent, ids) {
+            return a;
+        }
+        return Answer::ok(&DescribeInstanceCreditSpecificationsResponse {
+            instance_credit_specifications: ids.iter().filter_map(|id| item(id)).collect(),
+            next_token: None,
+        });
+    }
+    let names = known_names(agent);
+    let start = match &r.next_token {
+        None => 0,
+        Some(t) => match parse_page_token(t) {
+            Some(after) => names.partition_point(|n| *n <= after.as_str()),
+            None => {
+                return Answer::error(
+                    400,
+                    code::PAGINATION,
+                    format!("NextToken {t:?} is not valid"),
+                )
+            }
+        },
+    };
+    let page = r.max_results.map_or(MAX_ITEMS, |m| m as usize);
+    let end = (start + page).min(names.len());
+    let items: Vec<_> = names[start..end].iter().filter_map(|n| item(n)).collect();
+    let next_token = (end < names.len()).then(|| page_token(names[end - 1]));
+    Answer::ok(&DescribeInstanceCreditSpecificationsResponse {
+        instance_credit_specifications: items,
+        next_token,
+    })
+}
+
+fn balances(agent: &Agent, r: DescribeCreditBalancesRequest) -> Answer {
+    let mut views = workload_views(agent);
+    if let Some(ids) = &r.instance_ids {
+        if let Err(a) = check_ids(agent, ids) {
+            return a;
+        }
+        views.retain(|v| ids.contains(&v.instance_id));
+    }
+    Answer::ok(&DescribeCreditBalancesResponse {
+        credit_balances: views,
+    })
+}

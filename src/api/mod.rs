@@ -1,0 +1,228 @@
+//! The control API: EC2-shaped JSON over HTTP/1.1 on a Unix socket (`POST /<Action>`).
+//!
+//! The server (here) authenticates the peer from its socket credentials, parses and bounds the
+//! request, and hands it to the agent's task as a [`Control::Api`] message; the task answers
+//! through [`engine::Engine`] and saves the state before the answer leaves. `client` is the
+//! CLI's side.
+
+pub mod auth;
+pub mod client;
+pub mod engine;
+pub mod types;
+
+use crate::agent::daemon::Control;
+use crate::http::{self, Body};
+use auth::{may_modify, GroupDb};
+use engine::{Answer, Call};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Response, StatusCode};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::net::UnixListener;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, warn};
+use types::{code, Action, Request};
+
+/// Larger request bodies are refused.
+pub const MAX_BODY: usize = 1 << 20;
+/// How long a request waits for the agent's task.
+const AGENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Who may do what on this socket.
+#[derive(Clone, Debug, Default)]
+pub struct Access {
+    pub admin_gid: Option<u32>,
+    pub db: GroupDb,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("[api] socket {path}: {what}: {source}")]
+    Io {
+        path: PathBuf,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("[api] socket {path}: another burstd is already serving it (stop it first)")]
+    InUse { path: PathBuf },
+    #[error(transparent)]
+    Group(#[from] auth::GroupError),
+}
+
+/// Creates the socket: parent directory, stale socket removed, mode 0660, group `group`.
+pub fn bind(path: &Path, group: Option<&str>, db: &GroupDb) -> Result<UnixListener, ApiError> {
+    let io = |what, source| ApiError::Io {
+        path: path.to_path_buf(),
+        what,
+        source,
+    };
+    let gid = group.map(|g| db.gid_of(g, "group")).transpose()?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| io("cannot create its directory", e))?;
+    }
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(io(
+                "exists and is not a socket",
+                std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+            ));
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(ApiError::InUse {
+                path: path.to_path_buf(),
+            });
+        }
+        // Left over from a burstd that did not exit cleanly.
+        std::fs::remove_file(path).map_err(|e| io("cannot remove the stale socket", e))?;
+    }
+    let listener = UnixListener::bind(path).map_err(|e| io("cannot bind", e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .map_err(|e| io("cannot set mode 0660", e))?;
+    if let Some(gid) = gid {
+        std::os::unix::fs::chown(path, None, Some(gid))
+            .map_err(|e| io("cannot give it to the [api] group", e))?;
+    }
+    Ok(listener)
+}
+
+fn error(status: u16, code: &str, message: impl Into<String>) -> Answer {
+    Answer::error(status, code, message)
+}
+
+/// Parses a body for `action`. Syntax errors are `MalformedJSON`; unknown fields and wrong
+/// types `InvalidParameterValue`; missing fields `MissingParameter`.
+pub fn parse_request(action: Action, body: &[u8]) -> Result<Request, Answer> {
+    fn de<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Answer> {
+        // An empty body is an empty object (no parameters).
+        let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            body
+        };
+        serde_json::from_slice(body).map_err(|e| {
+            use serde_json::error::Category;
+            let (c, what) = match e.classify() {
+                Category::Syntax | Category::Eof | Category::Io => {
+                    (code::MALFORMED_JSON, "the body is not valid JSON")
+                }
+                Category::Data if e.to_string().starts_with("missing field") => {
+                    (code::MISSING, "a required parameter is missing")
+                }
+                Category::Data => (code::VALUE, "a parameter is unknown or of the wrong type"),
+            };
+            error(400, c, format!("{what}: {e}"))
+        })
+    }
+    Ok(match action {
+        Action::ModifyInstanceCreditSpecification => {
+            Request::ModifyInstanceCreditSpecification(de(body)?)
+        }
+        Action::DescribeInstanceCreditSpecifications => {
+            Request::DescribeInstanceCreditSpecifications(de(body)?)
+        }
+        Action::ModifyDefaultCreditSpecification => {
+            Request::ModifyDefaultCreditSpecification(de(body)?)
+        }
+        Action::GetDefaultCreditSpecification => Request::GetDefaultCreditSpecification(de(body)?),
+        Action::DescribeCreditBalances => Request::DescribeCreditBalances(de(body)?),
+    })
+}
+
+async fn answer(req: hyper::Request<Incoming>, admin: bool, tx: mpsc::Sender<Control>) -> Answer {
+    if req.method() != Method::POST {
+        return error(405, code::ACTION, "use POST /<Action> with a JSON body");
+    }
+    let Some(action) = Action::from_path(req.uri().path()) else {
+        let known: Vec<&str> = Action::ALL.iter().map(|a| a.name()).collect();
+        return error(
+            400,
+            code::ACTION,
+            format!(
+                "{} is not an action; known: {}",
+                req.uri().path(),
+                known.join(", ")
+            ),
+        );
+    };
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return error(
+                400,
+                code::TOO_LARGE,
+                format!("the request body is larger than {MAX_BODY} bytes"),
+            )
+        }
+        Err(e) => {
+            return error(
+                400,
+                code::MALFORMED_JSON,
+                format!("cannot read the body: {e}"),
+            )
+        }
+    };
+    let request = match parse_request(action, &body) {
+        Ok(r) => r,
+        Err(a) => return a,
+    };
+    let (reply, rx) = oneshot::channel();
+    if tx
+        .send(Control::Api(Call { admin, request }, reply))
+        .await
+        .is_err()
+    {
+        return error(503, code::INTERNAL, "burstd is shutting down");
+    }
+    match tokio::time::timeout(AGENT_TIMEOUT, rx).await {
+        Ok(Ok(a)) => a,
+        _ => error(
+            503,
+            code::INTERNAL,
+            "the agent's control loop did not answer",
+        ),
+    }
+}
+
+fn to_response(a: Answer) -> Response<Body> {
+    let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut body = serde_json::to_vec_pretty(&a.body).unwrap_or_default();
+    body.push(b'\n');
+    http::response(status, "application/json", body)
+}
+
+/// Serves the API on `listener` until the task is dropped.
+pub async fn serve(listener: UnixListener, access: Access, tx: mpsc::Sender<Control>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                http::accept_failed("api", e).await;
+                continue;
+            }
+        };
+        let admin = match stream.peer_cred() {
+            Ok(c) => {
+                let gids = access.db.groups_of(c.uid(), c.gid());
+                may_modify(c.uid(), &gids, access.admin_gid)
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot read the API peer's credentials; treated as read-only");
+                false
+            }
+        };
+        debug!(admin, "API connection");
+        let tx = tx.clone();
+        tokio::spawn(http::serve_connection(stream, move |req| {
+            let tx = tx.clone();
+            async move { to_response(answer(req, admin, tx).await) }
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests;

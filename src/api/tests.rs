@@ -1,0 +1,653 @@
+//! API tests: the real loop on the in-memory kernel, the API served on a socket in a tempdir,
+//! requests through the CLI's client; non-admin callers through the loop's channel (the
+//! process runs as root, so every socket peer here is an admin; tests/api_cli.rs has a real
+//! other-uid test).
+
+use super::client::call;
+use super::engine::{Answer, Call, Engine};
+use super::types::*;
+use super::*;
+use crate::agent::fake::Fake;
+use crate::agent::testkit;
+use crate::agent::{state, Agent};
+use crate::credit::Mode;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+
+const CONF: &str = r#"time_scale = 60.0
+[[workload]]
+name = "web"
+cgroup = "web"
+profile = "t3.micro"
+[[workload]]
+name = "batch"
+cgroup = "batch"
+profile = "t2.micro"
+[[workload]]
+name = "azure"
+cgroup = "azure"
+profile = "B1s"
+[[workload]]
+name = "pinned"
+cgroup = "pinned"
+profile = "t3.micro"
+mode = "unlimited"
+[[workload]]
+name = "later"
+cgroup = "later"
+profile = "t3.micro"
+[[workload]]
+name = "pods"
+match = "pods/*"
+profile = "t3.nano"
+"#;
+
+struct Rig {
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+    fake: Fake,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("run/api.sock");
+        let fake = testkit::fake();
+        for (g, demand) in [("web", 2000), ("batch", 500), ("azure", 0), ("pinned", 0)] {
+            fake.add(g, demand);
+        }
+        for i in 0..12 {
+            fake.add(&format!("pods/p{i:02}"), 0);
+        }
+        Rig { dir, socket, fake }
+    }
+
+    fn agent(&self) -> Agent {
+        let mut a = testkit::agent(&self.config(), &self.fake);
+        if let Some(s) = state::load(self.dir.path()).unwrap() {
+            a.restore(s);
+        }
+        a
+    }
+
+    fn config(&self) -> crate::config::Config {
+        testkit::cfg(CONF, self.dir.path())
+    }
+
+    /// Runs the loop with the API served until `body` finishes.
+    async fn run<F: std::future::Future<Output = ()>>(
+        &self,
+        agent: Agent,
+        body: impl FnOnce(mpsc::Sender<Control>) -> F,
+    ) {
+        let (tx, rx) = mpsc::channel(8);
+        let listener = bind(&self.socket, None, &GroupDb::default()).unwrap();
+        let server = tokio::spawn(serve(listener, Access::default(), tx.clone()));
+        let driver = async {
+            body(tx.clone()).await;
+            tx.send(Control::Shutdown).await.unwrap();
+        };
+        tokio::join!(testkit::run(agent, rx), driver);
+        server.abort();
+        // Wait until the listener is really closed.
+        let _ = server.await;
+    }
+
+    async fn post(&self, action: Action, body: Value) -> (u16, Value) {
+        call(&self.socket, action, &body).await.unwrap()
+    }
+
+    fn saved_mode(&self, name: &str) -> Mode {
+        state::load(self.dir.path()).unwrap().unwrap().workloads[name]
+            .bucket
+            .mode
+    }
+}
+
+fn code_of(v: &Value) -> &str {
+    v["Error"]["Code"].as_str().unwrap_or("")
+}
+
+/// A request through the loop's channel, as a caller who is not an admin.
+async fn as_reader(tx: &mpsc::Sender<Control>, request: Request) -> Answer {
+    let (reply, rx) = oneshot::channel();
+    tx.send(Control::Api(
+        Call {
+            admin: false,
+            request,
+        },
+        reply,
+    ))
+    .await
+    .unwrap();
+    rx.await.unwrap()
+}
+
+fn modify(specs: &[(&str, &str)], token: Option<&str>, dry_run: bool) -> Value {
+    let specs: Vec<Value> = specs
+        .iter()
+        .map(|(i, c)| json!({"InstanceId": i, "CpuCredits": c}))
+        .collect();
+    let mut v = json!({"InstanceCreditSpecifications": specs});
+    if let Some(t) = token {
+        v["ClientToken"] = json!(t);
+    }
+    if dry_run {
+        v["DryRun"] = json!(true);
+    }
+    v
+}
+
+#[tokio::test]
+async fn modify_switches_now_charges_surplus_and_saves_before_answering() {
+    let rig = Rig::new();
+    rig.run(rig.agent(), |_tx| async {
+        // web: t3.micro unlimited (family default) at 2 cores builds surplus quickly.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (st, v) = rig
+            .post(
+                Action::ModifyInstanceCreditSpecification,
+                modify(&[("web", "standard"), ("batch", "unlimited")], None, false),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(
+            v["SuccessfulInstanceCreditSpecifications"],
+            json!([{"InstanceId": "web"}, {"InstanceId": "batch"}])
+        );
+        assert_eq!(v["UnsuccessfulInstanceCreditSpecifications"], json!([]));
+        // Saved before the answer: the state file already has it.
+        let s = state::load(rig.dir.path()).unwrap().unwrap();
+        let web = &s.workloads["web"].bucket;
+        assert_eq!(web.mode, Mode::Standard);
+        assert!(web.surplus.is_zero() && web.totals.charged.is_positive(), "{web:?}");
+        let batch = &s.workloads["batch"].bucket;
+        assert_eq!(batch.mode, Mode::Unlimited);
+        assert!(batch.launch.is_zero() && batch.totals.launch_removed.is_positive());
+        let (_, d) = rig
+            .post(Action::DescribeInstanceCreditSpecifications, json!({"InstanceIds": ["web", "batch"]}))
+            .await;
+        assert_eq!(
+            d["InstanceCreditSpecifications"],
+            json!([{"InstanceId": "web", "CpuCredits": "standard"}, {"InstanceId": "batch", "CpuCredits": "unlimited"}])
+        );
+    })
+    .await;
+    // Survives a restart, and a reload with an unchanged config does not undo it.
+    let mut a = rig.agent();
+    a.rescan(0, 0);
+    let c = rig.config();
+    a.reconfigure(c.agent.clone(), c.workloads.clone(), 0, 0);
+    assert_eq!(a.get("web").unwrap().bucket.mode, Mode::Standard);
+    assert_eq!(a.get("batch").unwrap().bucket.mode, Mode::Unlimited);
+}
+
+#[tokio::test]
+async fn per_workload_failures_do_not_stop_the_batch() {
+    let rig = Rig::new();
+    // "later" saved once, then its cgroup is gone at the next start: stopped while burstd was
+    // away, and a stopped workload can be switched (as on EC2).
+    rig.fake.add("later", 0);
+    {
+        let mut a = rig.agent();
+        a.rescan(0, 0);
+        state::save(rig.dir.path(), &a.snapshot(0)).unwrap();
+    }
+    rig.fake.remove_group("later");
+    rig.run(rig.agent(), |_tx| async {
+        let (st, v) = rig
+            .post(
+                Action::ModifyInstanceCreditSpecification,
+                modify(
+                    &[
+                        ("bad id!", "standard"),
+                        ("ghost", "standard"),
+                        ("azure", "unlimited"),
+                        ("later", "standard"),
+                        ("pinned", "standard"),
+                    ],
+                    None,
+                    false,
+                ),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(
+            v["SuccessfulInstanceCreditSpecifications"],
+            json!([{"InstanceId": "later"}, {"InstanceId": "pinned"}])
+        );
+        let codes: Vec<(&str, &str)> = v["UnsuccessfulInstanceCreditSpecifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| (u["InstanceId"].as_str().unwrap(), code_of(u)))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                ("bad id!", "InvalidInstanceID.Malformed"),
+                ("ghost", "InvalidInstanceID.NotFound"),
+                ("azure", "InstanceCreditSpecification.NotSupported"),
+            ]
+        );
+        assert_eq!(rig.saved_mode("pinned"), Mode::Standard);
+        // A CpuCredits value outside the enum fails the whole request.
+        let (st, v) = rig
+            .post(
+                Action::ModifyInstanceCreditSpecification,
+                modify(&[("web", "turbo")], None, false),
+            )
+            .await;
+        assert_eq!((st, code_of(&v)), (400, "InvalidParameterValue"), "{v}");
+        let (st, v) = rig
+            .post(
+                Action::ModifyInstanceCreditSpecification,
+                modify(&[], None, false),
+            )
+            .await;
+        assert_eq!((st, code_of(&v)), (400, "MissingParameter"), "{v}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn dry_run_and_authorization() {
+    let rig = Rig::new();
+    let r = &rig;
+    rig.run(rig.agent(), |tx| async move {
+        let rig = r;
+        let (st, v) = rig
+            .post(
+                Action::ModifyInstanceCreditSpecification,
+                modify(&[("web", "standard")], None, true),
+            )
+            .await;
+        assert_eq!((st, code_of(&v)), (412, "DryRunOperation"), "{v}");
+        let (st, v) = rig
+            .post(
+                Action::ModifyDefaultCreditSpecification,
+                json!({"DryRun": true, "InstanceFamily": "t3", "CpuCredits": "standard"}),
+            )
+            .await;
+        assert_eq!((st, code_of(&v)), (412, "DryRunOperation"), "{v}");
+        let req = |dry| {
+            Request::ModifyInstanceCreditSpecification(ModifyInstanceCreditSpecificationRequest {
+                dry_run: dry,
+                client_token: None,
+                instance_credit_specifications: vec![InstanceCreditSpecificationRequest {
+                    instance_id: "web".into(),
+                    cpu_credits: "standard".into(),
+                }],
+            })
+        };
+        for dry in [true, false] {
+            let a = as_reader(&tx, req(dry)).await;
+            assert_eq!(
+                (a.status, a.code()),
+                (403, Some("UnauthorizedOperation")),
+                "{a:?}"
+            );
+        }
+        let a = as_reader(
+            &tx,
+            Request::ModifyDefaultCreditSpecification(ModifyDefaultCreditSpecificationRequest {
+                dry_run: false,
+                instance_family: "t3".into(),
+                cpu_credits: "standard".into(),
+            }),
+        )
+        .await;
+        assert_eq!(a.code(), Some("UnauthorizedOperation"));
+        // Readers may read.
+        let a = as_reader(
+            &tx,
+            Request::DescribeInstanceCreditSpecifications(Default::default()),
+        )
+        .await;
+        assert_eq!(a.status, 200);
+        let a = as_reader(&tx, Request::DescribeCreditBalances(Default::default())).await;
+        assert_eq!(a.status, 200);
+        // Nothing changed.
+        assert_eq!(rig.saved_mode("web"), Mode::Unlimited);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn client_token_is_idempotent_across_restarts() {
+    let rig = Rig::new();
+    let first = std::sync::Mutex::new(Value::Null);
+    rig.run(rig.agent(), |_tx| async {
+        let m = modify(&[("web", "standard")], Some("tok-1"), false);
+        let (st, a) = rig
+            .post(Action::ModifyInstanceCreditSpecification, m.clone())
+            .await;
+        assert_eq!(st, 200);
+        // Switched back by someone else; repeating tok-1 must not act again.
+        let (st, _) = rig
+            .post(
+                Action::ModifyInstanceCreditSpecification,
+                modify(&[("web", "unlimited")], None, false),
+            )
+            .await;
+        assert_eq!(st, 200);
+        let (st, b) = rig.post(Action::ModifyInstanceCreditSpecification, m).await;
+        assert_eq!((st, &b), (200, &a));
+        assert_eq!(rig.saved_mode("web"), Mode::Unlimited);
+        let (st, v) = rig
+            .post(
+                Action::ModifyInstanceCreditSpecification,
+                modify(&[("batch", "standard")], Some("tok-1"), false),
+            )
+            .await;
+        assert_eq!(
+            (st, code_of(&v)),
+            (400, "IdempotentParameterMismatch"),
+            "{v}"
+        );
+        let long = "x".repeat(65);
+        let (st, v) = rig
+            .post(
+                Action::ModifyInstanceCreditSpecification,
+                modify(&[("web", "standard")], Some(&long), false),
+            )
+            .await;
+        assert_eq!((st, code_of(&v)), (400, "InvalidParameterValue"), "{v}");
+        *first.lock().unwrap() = a;
+    })
+    .await;
+    // A new agent from the state file remembers the token.
+    rig.run(rig.agent(), |_tx| async {
+        let (st, b) = rig
+            .post(
+                Action::ModifyInstanceCreditSpecification,
+                modify(&[("web", "standard")], Some("tok-1"), false),
+            )
+            .await;
+        assert_eq!((st, &b), (200, &*first.lock().unwrap()));
+        assert_eq!(rig.saved_mode("web"), Mode::Unlimited, "not acted again");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn describe_paginates_and_checks_its_parameters() {
+    let rig = Rig::new();
+    rig.run(rig.agent(), |_tx| async {
+        let mut names = Vec::new();
+        let mut token: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let mut req = json!({"MaxResults": 5});
+            if let Some(t) = &token {
+                req["NextToken"] = json!(t);
+            }
+            let (st, v) = rig
+                .post(Action::DescribeInstanceCreditSpecifications, req)
+                .await;
+            assert_eq!(st, 200, "{v}");
+            let items = v["InstanceCreditSpecifications"].as_array().unwrap();
+            assert!(items.len() <= 5);
+            names.extend(
+                items
+                    .iter()
+                    .map(|i| i["InstanceId"].as_str().unwrap().to_string()),
+            );
+            pages += 1;
+            match v["NextToken"].as_str() {
+                Some(t) => token = Some(t.to_string()),
+                None => break,
+            }
+        }
+        // 6 configured (pods as 12 matches) = 5 + 12 known names, "later" included (never seen).
+        assert_eq!(names.len(), 17, "{names:?}");
+        assert_eq!(pages, 4);
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted);
+        let (_, all) = rig
+            .post(Action::DescribeInstanceCreditSpecifications, json!({}))
+            .await;
+        assert_eq!(
+            all["InstanceCreditSpecifications"]
+                .as_array()
+                .unwrap()
+                .len(),
+            17
+        );
+        assert!(all.get("NextToken").is_none());
+        for (body, status, code) in [
+            (
+                json!({"InstanceIds": ["web"], "MaxResults": 5}),
+                400,
+                "InvalidParameterCombination",
+            ),
+            (json!({"MaxResults": 4}), 400, "InvalidParameterValue"),
+            (json!({"MaxResults": 1001}), 400, "InvalidParameterValue"),
+            (
+                json!({"InstanceIds": ["ghost"]}),
+                400,
+                "InvalidInstanceID.NotFound",
+            ),
+            (
+                json!({"InstanceIds": ["no spaces"]}),
+                400,
+                "InvalidInstanceID.Malformed",
+            ),
+            (json!({"NextToken": "zz"}), 400, "InvalidPaginationToken"),
+            (
+                json!({"InstanceIds": vec!["web"; 1001]}),
+                400,
+                "InvalidParameterValue",
+            ),
+        ] {
+            let (st, v) = rig
+                .post(Action::DescribeInstanceCreditSpecifications, body.clone())
+                .await;
+            assert_eq!((st, code_of(&v)), (status, code), "{body}: {v}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn family_default_applies_to_new_workloads_without_a_mode() {
+    let rig = Rig::new();
+    rig.run(rig.agent(), |_tx| async {
+        let (st, v) = rig.post(Action::GetDefaultCreditSpecification, json!({"InstanceFamily": "t3"})).await;
+        assert_eq!(st, 200);
+        assert_eq!(v, json!({"InstanceFamilyCreditSpecification": {"InstanceFamily": "t3", "CpuCredits": "unlimited"}}));
+        let (st, v) = rig
+            .post(Action::ModifyDefaultCreditSpecification, json!({"InstanceFamily": "t3", "CpuCredits": "standard"}))
+            .await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["InstanceFamilyCreditSpecification"]["CpuCredits"], "standard");
+        let (_, v) = rig.post(Action::GetDefaultCreditSpecification, json!({"InstanceFamily": "t3"})).await;
+        assert_eq!(v["InstanceFamilyCreditSpecification"]["CpuCredits"], "standard");
+        // t3.nano pods without a mode: a new one starts standard; existing ones keep theirs.
+        rig.fake.add("pods/new", 0);
+        tokio::time::sleep(Duration::from_millis(5200)).await; // rescan_interval_s = 5
+        let (_, d) = rig
+            .post(Action::DescribeInstanceCreditSpecifications, json!({"InstanceIds": ["pods/new", "pods/p00"]}))
+            .await;
+        assert_eq!(
+            d["InstanceCreditSpecifications"],
+            json!([{"InstanceId": "pods/new", "CpuCredits": "standard"}, {"InstanceId": "pods/p00", "CpuCredits": "unlimited"}])
+        );
+        let (st, v) = rig
+            .post(Action::ModifyDefaultCreditSpecification, json!({"InstanceFamily": "t3", "CpuCredits": "unlimited"}))
+            .await;
+        assert_eq!((st, code_of(&v)), (429, "RateLimitExceeded"), "{v}");
+        let (st, v) = rig
+            .post(Action::ModifyDefaultCreditSpecification, json!({"InstanceFamily": "m5", "CpuCredits": "unlimited"}))
+            .await;
+        assert_eq!((st, code_of(&v)), (400, "InvalidParameterValue"), "{v}");
+    })
+    .await;
+    // Remembered across a restart.
+    let mut a = rig.agent();
+    let e = Engine::load(&mut a);
+    assert_eq!(e.default_for(crate::credit::Family::T3), Mode::Standard);
+}
+
+#[test]
+fn default_changes_are_limited_per_5_minutes_and_4_per_day() {
+    let rig = Rig::new();
+    let mut a = rig.agent();
+    let mut e = Engine::load(&mut a);
+    let mut set = |a: &mut Agent, wall: u64, mode: &str| {
+        let call = Call {
+            admin: true,
+            request: Request::ModifyDefaultCreditSpecification(
+                ModifyDefaultCreditSpecificationRequest {
+                    dry_run: false,
+                    instance_family: "t2".into(),
+                    cpu_credits: mode.into(),
+                },
+            ),
+        };
+        e.handle(a, 0, wall, call).0
+    };
+    let day = 86_400;
+    assert_eq!(set(&mut a, day, "unlimited").status, 200);
+    assert_eq!(
+        set(&mut a, day + 299, "standard").code(),
+        Some("RateLimitExceeded")
+    );
+    // Setting the value it already has is not a change and not limited.
+    assert_eq!(set(&mut a, day + 299, "unlimited").status, 200);
+    assert_eq!(set(&mut a, day + 300, "standard").status, 200);
+    assert_eq!(set(&mut a, day + 600, "unlimited").status, 200);
+    assert_eq!(set(&mut a, day + 900, "standard").status, 200);
+    let a5 = set(&mut a, day + 1200, "unlimited");
+    assert_eq!(a5.code(), Some("RateLimitExceeded"), "{a5:?}");
+    assert_eq!(set(&mut a, 2 * day + 1, "unlimited").status, 200);
+}
+
+#[tokio::test]
+async fn bad_requests_are_400_and_change_nothing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rig = Rig::new();
+    rig.run(rig.agent(), |_tx| async {
+        let raw = |path: &str, method: &str, body: Vec<u8>| {
+            let socket = rig.socket.clone();
+            let head = format!(
+                "{method} {path} HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            async move {
+                let mut s = tokio::net::UnixStream::connect(socket).await.unwrap();
+                s.write_all(head.as_bytes()).await.unwrap();
+                // The server may answer (and close) before reading an oversize body.
+                let _ = s.write_all(&body).await;
+                let mut out = Vec::new();
+                let _ = s.read_to_end(&mut out).await;
+                let text = String::from_utf8_lossy(&out).into_owned();
+                let status: u16 = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+                let json = text.split("\r\n\r\n").nth(1).unwrap_or("");
+                let v: Value = serde_json::from_str(json).unwrap_or(Value::Null);
+                (status, v)
+            }
+        };
+        let m = "/ModifyInstanceCreditSpecification";
+        for (body, code) in [
+            (&b"{\"InstanceCreditSpecifications\": ["[..], "MalformedJSON"),
+            (br#"{"InstanceCreditSpecifications": [], "Extra": 1}"#, "InvalidParameterValue"),
+            (br#"{"InstanceCreditSpecifications": [{"InstanceId": "web", "CpuCredits": "standard", "X": 1}]}"#, "InvalidParameterValue"),
+            (br#"{"InstanceCreditSpecifications": "web"}"#, "InvalidParameterValue"),
+            (br#"{"DryRun": "yes", "InstanceCreditSpecifications": []}"#, "InvalidParameterValue"),
+            (br#"{"ClientToken": "t"}"#, "MissingParameter"),
+        ] {
+            let (st, v) = raw(m, "POST", body.to_vec()).await;
+            assert_eq!((st, code_of(&v)), (400, code), "{}: {v}", String::from_utf8_lossy(body));
+        }
+        let mut big = br#"{"InstanceCreditSpecifications": [], "ClientToken": ""#.to_vec();
+        big.extend(std::iter::repeat_n(b'a', 2 << 20));
+        big.extend(br#""}"#);
+        let (st, v) = raw(m, "POST", big).await;
+        assert_eq!((st, code_of(&v)), (400, "RequestTooLarge"), "{v}");
+        let (st, v) = raw("/TerminateInstances", "POST", b"{}".to_vec()).await;
+        assert_eq!((st, code_of(&v)), (400, "InvalidAction"), "{v}");
+        let (st, _) = raw(m, "GET", vec![]).await;
+        assert_eq!(st, 405);
+        assert_eq!(rig.saved_mode("web"), Mode::Unlimited);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn credit_balances_are_live() {
+    let rig = Rig::new();
+    rig.run(rig.agent(), |_tx| async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (st, v) = rig
+            .post(
+                Action::DescribeCreditBalances,
+                json!({"InstanceIds": ["web", "batch"]}),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        let b = v["CreditBalances"].as_array().unwrap();
+        assert_eq!(b.len(), 2);
+        let batch = b.iter().find(|x| x["InstanceId"] == "batch").unwrap();
+        assert_eq!(batch["CpuCredits"], "standard");
+        assert!(batch["LaunchCredits"].as_f64().unwrap() > 29.0);
+        assert_eq!(batch["CeilingCores"], 1.0);
+        assert_eq!(batch["BaselineCores"], 0.1);
+        assert_eq!(batch["HeldAtBaseline"], false);
+        assert!(batch["SecondsUntilExhausted"].as_f64().unwrap() > 0.0);
+        let web = b.iter().find(|x| x["InstanceId"] == "web").unwrap();
+        assert_eq!(web["CpuCredits"], "unlimited");
+        assert!(web["SurplusCreditBalance"].as_f64().unwrap() > 0.0, "{web}");
+        assert_eq!(web["SecondsUntilExhausted"], 0.0);
+    })
+    .await;
+}
+
+#[test]
+fn socket_is_0660_with_the_configured_group_and_stale_sockets_are_replaced() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = GroupDb {
+        group_file: dir.path().join("group"),
+        passwd_file: dir.path().join("passwd"),
+    };
+    std::fs::write(&db.group_file, "burstd:x:4321:\n").unwrap();
+    let path = dir.path().join("sub/api.sock");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let is_root = rustix::process::geteuid().is_root();
+        let l = bind(&path, is_root.then_some("burstd"), &db).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.mode() & 0o777, 0o660);
+        if is_root {
+            assert_eq!(meta.gid(), 4321);
+        }
+        assert!(matches!(
+            bind(&path, None, &db),
+            Err(ApiError::InUse { .. })
+        ));
+        drop(l);
+        // Left behind by a crash: replaced.
+        bind(&path, None, &db).unwrap();
+        let e = bind(&dir.path().join("x.sock"), Some("nope"), &db)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("group \"nope\" is not in"), "{e}");
+    });
+    let e = rt
+        .block_on(call(
+            &dir.path().join("none.sock"),
+            Action::DescribeCreditBalances,
+            &json!({}),
+        ))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no socket at") && e.contains("not running"),
+        "{e}"
+    );
+}

@@ -1,0 +1,297 @@
+//! Metrics: names, labels and values from the real loop on the in-memory kernel, stopped
+//! workloads disappearing, both text formats, and the endpoint over TCP.
+
+use super::*;
+use crate::agent::testkit;
+use std::time::Duration;
+
+const STD: &str = "time_scale = 60.0\n[[workload]]\nname = \"burn\"\ncgroup = \"burn\"\nprofile = \"t3.micro\"\nmode = \"standard\"\ninitial_credits = 1\n[[workload]]\nname = \"idle\"\ncgroup = \"idle\"\nprofile = \"t2.micro\"\n";
+
+/// The value of the sample line starting with `prefix` (name and labels).
+fn value(text: &str, prefix: &str) -> f64 {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line {prefix} in\n{text}"));
+    let v = line.rsplit(' ').next().unwrap();
+    match v {
+        "+Inf" => f64::INFINITY,
+        v => v.parse().unwrap(),
+    }
+}
+
+const BURN: &str = "{workload=\"burn\",profile=\"t3.micro\",mode=\"standard\"}";
+
+#[tokio::test(start_paused = true)]
+async fn a_scrape_samples_now_and_exports_every_metric() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = testkit::fake();
+    fake.add("burn", 1000);
+    fake.add("idle", 0);
+    let c = testkit::cfg(STD, dir.path());
+    let (tx, rx) = mpsc::channel(4);
+    let driver = async {
+        // 0.5 s real = 30 s of credit time at a net 0.8 core: 0.4 credits spent of 1.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let s = ask_scrape(&tx).await.unwrap();
+        let text = encode(&s, false);
+        for name in METRIC_NAMES {
+            assert!(
+                text.lines().any(|l| l.starts_with(name)),
+                "{name} missing from\n{text}"
+            );
+        }
+        let bal = value(&text, &format!("burstd_cpu_credit_balance{BURN}"));
+        assert!((bal - 0.6).abs() < 0.002, "{bal}");
+        let used = value(&text, &format!("burstd_cpu_credit_usage_total{BURN}"));
+        assert!(
+            (used - 0.5).abs() < 0.002,
+            "spent is gross: 30 s at 1 core = 0.5, {used}"
+        );
+        let cpu = value(&text, &format!("burstd_cpu_usage_seconds_total{BURN}"));
+        assert!((cpu - 0.5).abs() < 0.002, "{cpu}");
+        assert_eq!(
+            value(&text, &format!("burstd_cpu_ceiling_cores{BURN}")),
+            2.0
+        );
+        assert_eq!(
+            value(&text, &format!("burstd_cpu_baseline_cores{BURN}")),
+            0.2
+        );
+        assert_eq!(
+            value(&text, &format!("burstd_workload_held_at_baseline{BURN}")),
+            0.0
+        );
+        // 0.6 credits at a net 0.8 core: 45 s of credit time = 0.75 real seconds.
+        let left = value(&text, &format!("burstd_seconds_until_exhausted{BURN}"));
+        assert!((left - 0.75).abs() < 0.01, "{left}");
+        // T2 standard idle: launch credits 30, not draining.
+        let idle = "{workload=\"idle\",profile=\"t2.micro\",mode=\"standard\"}";
+        assert_eq!(
+            value(&text, &format!("burstd_cpu_launch_credit_balance{idle}")),
+            30.0
+        );
+        assert_eq!(
+            value(&text, &format!("burstd_seconds_until_exhausted{idle}")),
+            f64::INFINITY
+        );
+        assert_eq!(value(&text, "burstd_workloads "), 2.0);
+        assert_eq!(value(&text, "burstd_build_info{version=\""), 1.0);
+        assert!(value(&text, "burstd_state_saves_total ") >= 1.0);
+        assert!(value(&text, "burstd_tick_duration_seconds_count ") >= 1.0);
+
+        // 1 s later it is held at its baseline, ceiling 0.2 cores.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let text = encode(&ask_scrape(&tx).await.unwrap(), false);
+        assert_eq!(
+            value(&text, &format!("burstd_workload_held_at_baseline{BURN}")),
+            1.0
+        );
+        assert_eq!(
+            value(&text, &format!("burstd_cpu_ceiling_cores{BURN}")),
+            0.2
+        );
+        assert_eq!(
+            value(&text, &format!("burstd_seconds_until_exhausted{BURN}")),
+            0.0
+        );
+        assert!(value(&text, &format!("burstd_cpu_throttled_seconds_total{BURN}")) > 0.0);
+
+        // A stopped workload's series are gone from the next scrape.
+        fake.remove_group("burn");
+        let text = encode(&ask_scrape(&tx).await.unwrap(), false);
+        assert!(!text.contains("workload=\"burn\""), "{text}");
+        assert!(text.contains("workload=\"idle\""));
+        assert_eq!(value(&text, "burstd_workloads "), 1.0);
+        tx.send(Control::Shutdown).await.unwrap();
+    };
+    tokio::join!(testkit::run(testkit::agent(&c, &fake), rx), driver);
+}
+
+#[test]
+fn classic_text_names_counter_families_with_total_and_has_no_eof() {
+    let s = Scrape {
+        workloads: vec![],
+        health: Health {
+            cgroup_write_errors: 3,
+            ..Health::default()
+        },
+        saves: SaveStats::default(),
+        tick_duration: tick_histogram(),
+    };
+    let om = encode(&s, true);
+    assert!(om.ends_with("# EOF\n"));
+    assert!(om.contains("# TYPE burstd_cgroup_write_errors counter\n"));
+    assert!(om.contains("burstd_cgroup_write_errors_total 3\n"));
+    let classic = encode(&s, false);
+    assert!(!classic.contains("# EOF"));
+    assert!(classic.contains("# TYPE burstd_cgroup_write_errors_total counter\n"));
+    assert!(classic.contains("# HELP burstd_cgroup_write_errors_total Failed CPU quota writes.\n"));
+    assert!(classic.contains("burstd_cgroup_write_errors_total 3\n"));
+    assert!(classic.contains("# TYPE burstd_tick_duration_seconds histogram\n"));
+}
+
+/// A raw HTTP/1.1 exchange over TCP; returns the status line, headers and body.
+async fn get(addr: std::net::SocketAddr, path: &str, accept: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req =
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nAccept: {accept}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+/// Real time: the endpoint over TCP, content negotiation, health, and scrape latency with
+/// 200 workloads (printed; run with --nocapture to see it).
+#[tokio::test]
+async fn endpoint_serves_both_formats_health_and_404() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = testkit::fake();
+    let text = "[[workload]]\nname = \"c\"\nmatch = \"pods/*\"\nprofile = \"t3.small\"\n";
+    for i in 0..200 {
+        fake.add(&format!("pods/p{i}"), 100);
+    }
+    let c = testkit::cfg(text, dir.path());
+    let (tx, rx) = mpsc::channel(4);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(serve(listener, tx.clone()));
+    let driver = async {
+        let r = get(addr, "/metrics", "text/plain").await;
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+        assert!(r.contains("content-type: text/plain; version=0.0.4"), "{r}");
+        assert!(
+            r.contains("burstd_workloads 200"),
+            "{}",
+            &r[..400.min(r.len())]
+        );
+        let r = get(
+            addr,
+            "/metrics",
+            "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+        )
+        .await;
+        assert!(
+            r.contains("content-type: application/openmetrics-text"),
+            "{r}"
+        );
+        assert!(r.trim_end().ends_with("# EOF"));
+        assert!(get(addr, "/healthz", "*/*")
+            .await
+            .starts_with("HTTP/1.1 200"));
+        assert!(get(addr, "/nope", "*/*").await.starts_with("HTTP/1.1 404"));
+        let n = 20;
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            let _ = get(addr, "/metrics", "text/plain").await;
+        }
+        println!(
+            "scrape latency with 200 workloads: {:.2} ms mean over {n} scrapes",
+            t.elapsed().as_secs_f64() * 1000.0 / n as f64
+        );
+        tx.send(Control::Shutdown).await.unwrap();
+    };
+    tokio::join!(testkit::run(testkit::agent(&c, &fake), rx), driver);
+    server.abort();
+}
+
+/// Every `burstd_*` name in a PromQL expression is one burstd exports (histograms with their
+/// `_bucket`/`_sum`/`_count` series).
+fn assert_known_metrics(expr: &str, known_extra: &[&str]) {
+    let mut names = Vec::new();
+    let mut cur = String::new();
+    for c in expr.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            cur.push(c);
+        } else {
+            if !cur.is_empty() {
+                names.push(std::mem::take(&mut cur));
+            }
+            cur.clear();
+        }
+    }
+    let mut metrics = 0;
+    for n in names
+        .iter()
+        .filter(|n| n.starts_with("burstd_") || known_extra.contains(&n.as_str()))
+    {
+        metrics += 1;
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| {
+                n.strip_suffix(s)
+                    .filter(|b| *b == "burstd_tick_duration_seconds")
+            })
+            .unwrap_or(n);
+        assert!(
+            METRIC_NAMES.contains(&base) || known_extra.contains(&base),
+            "{expr}: {n} is not a metric burstd exports"
+        );
+    }
+    assert!(metrics > 0, "{expr}: uses no metric");
+}
+
+#[test]
+fn alert_rules_parse_and_use_only_exported_metrics() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/prometheus-alerts.yml"
+    ))
+    .unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let groups = doc["groups"].as_sequence().unwrap();
+    let mut n = 0;
+    for g in groups {
+        assert!(g["name"].as_str().is_some());
+        for r in g["rules"].as_sequence().unwrap() {
+            let alert = r["alert"].as_str().expect("every rule has alert");
+            let expr = r["expr"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{alert}: no expr"));
+            let dur = r["for"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{alert}: no for"));
+            assert!(
+                dur.ends_with('m') || dur.ends_with('s') || dur.ends_with('h'),
+                "{alert}: for = {dur}"
+            );
+            assert!(r["annotations"]["summary"].as_str().is_some(), "{alert}");
+            // `up` is Prometheus's own per-target series.
+            assert_known_metrics(expr, &["up"]);
+            n += 1;
+        }
+    }
+    assert!(n >= 6, "{n} rules");
+    // promtool (Debian package `prometheus`) checks the PromQL too, where it is installed.
+    if let Ok(o) = std::process::Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/prometheus-alerts.yml"
+        ))
+        .output()
+    {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+#[test]
+fn grafana_dashboard_is_valid_json_templated_on_workload() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/grafana-dashboard.json"
+    ))
+    .unwrap();
+    let d: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let vars = d["templating"]["list"].as_array().unwrap();
+    assert!(vars.iter().any(|v| v["name"] == "workload"));
+    let panels = d["panels"].as_array().unwrap();
+    assert!(panels.len() >= 3);
+    for p in panels {
+        for t in p["targets"].as_array().unwrap() {
+            assert_known_metrics(t["expr"].as_str().unwrap(), &[]);
+        }
+    }
+}
