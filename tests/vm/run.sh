@@ -93,7 +93,7 @@ if [[ -n $problem ]]; then
         problem="$problem: qemu exited with $QEMU_RC"
     fi
     echo "FAIL vm-run $problem; last console lines ($LOG):"
-    tail -n 40 <<<"$lines" | sed 's/^/    | /'
+    tail -n 40 <<<"$lines" | sed -E 's/\x1b(\[[0-9;?]*[a-zA-Z]|c)//g; s/^/    | /'
     failed=$((failed + 1))
 fi
 echo "run.sh: image $((T_IMAGE - T0)) s, boot + checks $((T_END - T_IMAGE)) s"
