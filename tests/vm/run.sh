@@ -2,31 +2,38 @@
 # Boot a cgroup v2 + systemd VM (qemu, TCG) with burstd installed as a systemd service, run
 # the guest checks (tests/vm/guest/checks.sh) and report them here.
 #
-#   sudo tests/vm/run.sh [--burstd PATH] [--timeout SECS] [--verbose]
+#   sudo tests/vm/run.sh [--burstd PATH | --standin] [--timeout SECS] [--verbose]
 #
 # Prints each check line (PASS/FAIL/SKIP name ...), CHECK-INFO lines, and last a line
 # "N passed, M failed, K skipped". Exits 1 when a check failed or the guest never reported.
-# Without --burstd the daemon checks fail with "burstd binary missing".
+# Without --burstd the daemon checks fail with "burstd binary missing". --standin installs a
+# shell imitation (tests/vm/standin/burstd) instead, to test the harness itself.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 BURSTD=""
-TIMEOUT=600
+TIMEOUT=1200
 VERBOSE=0
+STANDIN=0
 RUN_DIR=${BURSTD_VM_RUN_DIR:-$REPO/target/vm}
 
-usage() { sed -n '2,9s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,11s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 die() { printf 'run.sh: %s\n' "$*" >&2; exit 2; }
 while [[ $# -gt 0 ]]; do
     case $1 in
         --burstd) [[ $# -ge 2 ]] || die "--burstd needs a path"; BURSTD=$2; shift 2 ;;
         --timeout) [[ ${2:-} =~ ^[0-9]+$ ]] || die "--timeout needs seconds"; TIMEOUT=$2; shift 2 ;;
         --verbose) VERBOSE=1; shift ;;
+        --standin) STANDIN=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
 done
+if [[ $STANDIN -eq 1 ]]; then
+    [[ -z $BURSTD ]] || die "--standin and --burstd exclude each other"
+    BURSTD=$HERE/standin/burstd
+fi
 if [[ -n $BURSTD ]]; then
     [[ -f $BURSTD && -x $BURSTD ]] || die "--burstd $BURSTD: not an executable file"
 fi
@@ -47,6 +54,10 @@ install -d -m 0755 "$STAGE/usr/local/bin" "$STAGE/usr/local/lib/burstd-vm" "$STA
     "$STAGE/etc/systemd/system/multi-user.target.wants"
 if [[ -n $BURSTD ]]; then
     install -m 0755 "$BURSTD" "$STAGE/usr/local/bin/burstd"
+fi
+if [[ $STANDIN -eq 1 ]]; then
+    install -d -m 0755 "$STAGE/etc/systemd/system/burstd.service.d"
+    printf '[Service]\nType=simple\nWatchdogSec=0\n' >"$STAGE/etc/systemd/system/burstd.service.d/standin.conf"
 fi
 install -m 0644 "$REPO/systemd/burstd.service" "$HERE/guest/burn-std.service" \
     "$HERE/guest/burn-unl.service" "$HERE/guest/burstd-checks.service" "$STAGE/etc/systemd/system/"
