@@ -13,7 +13,7 @@ pub struct DemoArgs {
     /// drains). Default: a t2.micro-like profile (1 vCPU, 6 credits/h, baseline 10%).
     #[arg(long)]
     pub profile: Option<String>,
-    /// Seconds per phase (the credits run out after about two thirds of it).
+    /// Seconds per phase (the credits run out after about a third of it).
     #[arg(long)]
     pub seconds: Option<f64>,
     /// Credit clock speed (60: one real second is one credit-minute).
@@ -79,9 +79,8 @@ fn demo(a: DemoArgs) -> Result<ExitCode, DemoError> {
         )));
     }
     let k_milli = time_scale_milli(a.time_scale).map_err(DemoError::Usage)?;
-    // One busy core drains (1 − baseline) credits per credit-minute; start with what lasts
-    // two thirds of a phase (a third in --quick, so a loaded CI host still gets there), so
-    // the rest of it shows the baseline.
+    // One busy core drains (1 − baseline) credits per credit-minute; the rest of the phase
+    // shows the baseline.
     let drain = Rate::ONE_CORE.saturating_sub(profile.baseline()).as_cores();
     if drain <= 0.0 {
         return Err(DemoError::Usage(format!(
@@ -90,7 +89,9 @@ fn demo(a: DemoArgs) -> Result<ExitCode, DemoError> {
             profile.baseline().as_cores()
         )));
     }
-    let drain_s = seconds * if a.quick { 1.0 / 3.0 } else { 2.0 / 3.0 };
+    // Sized so one full core runs out after a third of the phase: on a busy host, where the
+    // loop gets less than a core, the hold still comes well inside the phase.
+    let drain_s = seconds / 3.0;
     let k = k_milli as f64 / 1000.0;
     let initial = drain * drain_s * k / 60.0;
     let initial = Credits::from_f64(initial).unwrap_or(Credits::ZERO);

@@ -17,7 +17,6 @@ CONSOLE=${BURSTD_VM_CONSOLE:-/dev/ttyS0}
 BURSTD=/usr/local/bin/burstd
 CONF=/etc/burstd/burstd.toml
 UNIT_FILE=/etc/systemd/system/burstd.service
-STATE_FILE=/var/lib/burstd/state.json
 METRICS_URL=http://127.0.0.1:9749/metrics
 WORK=/run/burstd-vm
 STD=/sys/fs/cgroup/system.slice/burn-std.service
@@ -77,14 +76,13 @@ measure() {
 between() { awk -v x="$1" -v lo="$2" -v hi="$3" 'BEGIN {exit !(x >= lo && x <= hi)}'; }
 
 # read_field WORKLOAD FIELD...: the first FIELD found in the workload's JSON object.
-# TODO(daemon): settle the source once the daemon lands. Tried in order: `burstd status
-# --json`, then the state file. The sed extraction assumes the workload's name appears in
+# Source: `burstd status --json` (the API's live view; PascalCase fields such as
+# CpuCreditBalance and SurplusCreditBalance). The sed extraction assumes the workload's name appears in
 # its object before the field and no nested object lies between them.
 read_field() {
     local workload=$1 json field value
     shift
     json=$(timeout 10 "$BURSTD" status --json 2>/dev/null) || json=""
-    [[ -n $json ]] || json=$(cat "$STATE_FILE" 2>/dev/null) || json=""
     json=$(printf '%s' "$json" | tr -d ' \t\r\n')
     for field in "$@"; do
         value=$(printf '%s' "$json" \
@@ -94,7 +92,7 @@ read_field() {
     done
     return 1
 }
-read_balance() { read_field "$1" balance earned; }
+read_balance() { read_field "$1" CpuCreditBalance; }
 
 # metric NAME WORKLOAD: the value of NAME{...workload="WORKLOAD"...}; exit 7 = refused.
 metric() {
@@ -163,9 +161,10 @@ check_cpu_max_enforced() {
 }
 
 # --- daemon checks -------------------------------------------------------------------------
+burstd_is_active() { [[ $(systemctl is-active burstd) == active ]]; }
 check_burstd_active() {
     need_burstd
-    wait_for 30 test "$(systemctl is-active burstd)" = active \
+    wait_for 30 burstd_is_active \
         || fail "burstd is $(systemctl is-active burstd) 30 s after start"
     pass "active, MainPID $(systemctl show -p MainPID --value burstd)"
 }
@@ -248,8 +247,8 @@ active_with_new_pid() { # OLD_PID
 restart_keeps_balance() {
     need_active
     local b a sb sa pid t0 dt
-    b=$(read_balance burn-std) || fail "cannot read burn-std's balance (burstd status --json, $STATE_FILE)"
-    sb=$(read_field burn-unl surplus) || sb=""
+    b=$(read_balance burn-std) || fail "cannot read burn-std's balance (burstd status --json)"
+    sb=$(read_field burn-unl SurplusCreditBalance) || sb=""
     pid=$(systemctl show -p MainPID --value burstd)
     t0=$(date +%s)
     if [[ $1 == restart ]]; then
@@ -265,7 +264,7 @@ restart_keeps_balance() {
     between "$a" "$(awk -v b="$b" 'BEGIN {print b - 0.25}')" "$(awk -v b="$b" 'BEGIN {print b + 0.25}')" \
         || fail "burn-std balance $b before $1, $a after (tolerance 0.25)"
     if [[ -n $sb ]]; then
-        sa=$(read_field burn-unl surplus) || fail "cannot read burn-unl's surplus after $1"
+        sa=$(read_field burn-unl SurplusCreditBalance) || fail "cannot read burn-unl's surplus after $1"
         between "$sa" "$(awk -v b="$sb" 'BEGIN {print b - 0.5}')" \
             "$(awk -v b="$sb" -v dt="$dt" 'BEGIN {print b + 1.0 * dt + 0.5}')" \
             || fail "burn-unl surplus $sb before $1, $sa after ${dt}s"
