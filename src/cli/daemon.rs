@@ -77,6 +77,33 @@ pub fn layout_for(cgroup_root: Option<&Path>) -> Result<Layout, String> {
     }
 }
 
+/// Each managed cgroup keeps 3–5 control files open (that is what makes a sample one `pread`
+/// per file), so 10,000 workloads need ~50,000 descriptors: raise the soft limit to the most
+/// the kernel allows (`fs.nr_open`), or at least to the hard limit. Returns the new soft limit.
+pub fn raise_open_file_limit() -> Option<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(1 << 20);
+    let all = Rlimit {
+        current: Some(nr_open),
+        maximum: Some(nr_open),
+    };
+    if setrlimit(Resource::Nofile, all).is_err() {
+        // Without CAP_SYS_RESOURCE (systemd's LimitNOFILE= sets the hard limit then).
+        let hard = getrlimit(Resource::Nofile).maximum;
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: hard,
+                maximum: hard,
+            },
+        );
+    }
+    getrlimit(Resource::Nofile).current
+}
+
 pub fn host_cpus() -> u32 {
     std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
 }
@@ -113,7 +140,9 @@ pub fn run_daemon(args: DaemonArgs) -> ExitCode {
             return ExitCode::from(EX_UNAVAILABLE);
         }
     };
-    info!(layout = %describe(&layout), workloads = cfg.workloads.len(), config = %args.config.display(), "burstd starting");
+    let files = raise_open_file_limit();
+    info!(layout = %describe(&layout), workloads = cfg.workloads.len(), config = %args.config.display(),
+        open_file_limit = ?files, "burstd starting");
     if sched_ext_enabled(Path::new(SCHED_EXT_STATE)).unwrap_or(false) {
         warn!("a sched_ext scheduler is loaded: it may ignore CPU quotas, so baselines may not be enforced");
     }

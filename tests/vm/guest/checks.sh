@@ -75,18 +75,18 @@ measure() {
 # between X LO HI: LO <= X <= HI, as decimals.
 between() { awk -v x="$1" -v lo="$2" -v hi="$3" 'BEGIN {exit !(x >= lo && x <= hi)}'; }
 
-# read_field WORKLOAD FIELD...: the first FIELD found in the workload's JSON object.
-# Source: `burstd status --json` (the API's live view; PascalCase fields such as
-# CpuCreditBalance and SurplusCreditBalance). The sed extraction assumes the workload's name appears in
-# its object before the field and no nested object lies between them.
+# read_field WORKLOAD FIELD...: the first FIELD found in the workload's object of
+# `burstd status --json` (the API's live view: {"CreditBalances": [{"InstanceId": …,
+# "CpuCreditBalance": …, "SurplusCreditBalance": …}, …]}, keys in any order).
 read_field() {
     local workload=$1 json field value
     shift
     json=$(timeout 10 "$BURSTD" status --json 2>/dev/null) || json=""
-    json=$(printf '%s' "$json" | tr -d ' \t\r\n')
+    # One workload object per line (they hold no nested objects), then pick ours.
+    json=$(printf '%s' "$json" | tr -d ' \t\r\n' | tr '}' '\n' | grep -F "\"InstanceId\":\"$workload\"")
     for field in "$@"; do
         value=$(printf '%s' "$json" \
-            | sed -n "s/.*\"$workload\"[^}]*\"$field\":\(-\{0,1\}[0-9][0-9.eE+-]*\).*/\1/p" \
+            | sed -n "s/.*\"$field\":\(-\{0,1\}[0-9][0-9.eE+-]*\).*/\1/p" \
             | head -n1)
         [[ -n $value ]] && { echo "$value"; return 0; }
     done
@@ -293,13 +293,15 @@ check_stop_start_seen() {
     t0=$(date +%s)
     timeout 20 systemctl stop burn-std.service || fail "systemctl stop burn-std failed"
     sleep 2
-    wait_for 10 journal_has "$t0" 'burn-std.*stopped' || {
+    # burstd logs e.g. "INFO workload stopped workload=burn-std balance=… charged=…".
+    wait_for 10 journal_has "$t0" 'workload stopped .*workload=burn-std' || {
         timeout 20 systemctl start burn-std.service
-        fail "no 'burn-std.*stopped' in journalctl -u burstd"
+        fail "no 'workload stopped … workload=burn-std' in journalctl -u burstd"
     }
     t0=$(date +%s)
     timeout 20 systemctl start burn-std.service || fail "systemctl start burn-std failed"
-    wait_for 10 journal_has "$t0" 'burn-std.*started' || fail "no 'burn-std.*started' in journalctl -u burstd"
+    wait_for 10 journal_has "$t0" 'workload started .*workload=burn-std' \
+        || fail "no 'workload started … workload=burn-std' in journalctl -u burstd"
     pass "journal shows burn-std stopped and started"
 }
 
