@@ -2,6 +2,8 @@
 PREFIX ?= /usr/local
 DESTDIR ?=
 CARGO ?= cargo
+# Where cargo puts its output (honours CARGO_TARGET_DIR).
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
 .PHONY: build test test-unit test-vm install uninstall bench
 
@@ -16,13 +18,13 @@ test-unit:
 	$(CARGO) test
 
 test-vm: build
-	bash tests/vm/run.sh --burstd target/release/burstd
+	bash tests/vm/run.sh --burstd $(TARGET_DIR)/release/burstd
 
 bench:
 	$(CARGO) bench
 
 install: build
-	install -D -m 0755 target/release/burstd $(DESTDIR)$(PREFIX)/bin/burstd
+	install -D -m 0755 $(TARGET_DIR)/release/burstd $(DESTDIR)$(PREFIX)/bin/burstd
 	install -D -m 0644 systemd/burstd.service $(DESTDIR)/etc/systemd/system/burstd.service
 	@if [ -e $(DESTDIR)/etc/burstd/burstd.toml ]; then \
 		echo "keeping existing $(DESTDIR)/etc/burstd/burstd.toml"; \
