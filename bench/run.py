@@ -103,7 +103,9 @@ class Fleet:
 def start_daemon(tmp, body):
     cfg = Path(tmp) / "burstd.toml"
     cfg.write_text(body)
-    p = subprocess.Popen([str(BIN), "daemon", "--config", str(cfg)], stderr=subprocess.DEVNULL,
+    # Nice -10, as systemd/burstd.service runs it: the agent must not queue behind the busy
+    # loops it polices (with 100 of them on 2 cores a nice-0 task waits ~1 s for the CPU).
+    p = subprocess.Popen(["nice", "-n", "-10", str(BIN), "daemon", "--config", str(cfg)], stderr=subprocess.DEVNULL,
                          env={**os.environ, "BURSTD_LOG": "warn"})
     return p
 
@@ -318,6 +320,11 @@ def write(a, m, samp, eng, fleets, drain):
     goals = {1000: "< 0.5", 10000: "< 2"}
     for n, f in fleets.items():
         w(f"| {n} | {fmt3(f['cpu_pct'], '{:.2f}')} | {goals.get(n, '')} | {fmt3(f['rss_mb'], '{:.1f}')} | {'< 50' if n == 10000 else ''} |")
+    if 10000 not in fleets:
+        w(f"\n**10,000 not measured here:** this sandbox caps open files at {os.sysconf('SC_OPEN_MAX')} (hard "
+          "limit, and root may not raise it), and a v1 workload keeps 5 control files open (2 counters, 3 quota "
+          "files) — 10,000 need ~50,000. On a normal host burstd raises its limit to `fs.nr_open` and the unit "
+          "sets `LimitNOFILE=1048576`. Per-workload CPU and memory scale linearly (see the 1,000 vs 3,000 rows).")
     w(f"\nEach run: {a.fleet_seconds} s after all N workloads are up; CPU from /proc/PID/stat (utime+stime). "
       "Every workload is sampled once per `max_interval_ms` (1 s).\n")
     w("## 3. Draining fleet: 100 busy workloads reach zero at once\n")
@@ -346,11 +353,13 @@ def write(a, m, samp, eng, fleets, drain):
             w(f"| {name} (1000 steps) | {fmt3([x / 1e3 for x in xs], '{:.1f}')} µs | {fmt3([x / 1e3 for x in xs], '{:.1f}')} ns per step | |")
     w("\nReproduce: `cargo bench --bench simulate`.\n")
     w("## Memory per workload\n")
-    if 10000 in fleets and 1000 in fleets:
-        per = (statistics.median(fleets[10000]["rss_mb"]) - statistics.median(fleets[1000]["rss_mb"])) / 9000 * 1024
-        w(f"(RSS at 10,000 − RSS at 1,000) / 9,000 ≈ **{per:.1f} KiB per workload** (median runs): the `Workload` "
-          "struct, its open file descriptors' buffers and its bucket. Sampling allocates nothing per tick (buffers "
-          "are kept per handle).\n")
+    ns = sorted(fleets)
+    if len(ns) >= 2:
+        lo, hi = ns[0], ns[-1]
+        per = (statistics.median(fleets[hi]["rss_mb"]) - statistics.median(fleets[lo]["rss_mb"])) / (hi - lo) * 1024
+        w(f"(RSS at {hi:,} − RSS at {lo:,}) / {hi - lo:,} ≈ **{per:.1f} KiB per workload** (median runs): the "
+          "`Workload` struct, its bucket, its open control files and their read buffer. Sampling allocates "
+          "nothing per tick (each handle keeps its buffer).\n")
     Path(a.out).write_text("\n".join(L) + "\n")
     log(f"wrote {a.out}")
 

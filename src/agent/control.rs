@@ -132,11 +132,17 @@ pub struct Agent {
 /// kernel could not use more anyway, so it is written as no limit.
 pub fn quota_for(ceiling: Rate, period_us: u64, host_cpus: u32) -> Quota {
     if ceiling >= Rate::cores(host_cpus) {
-        Quota::unlimited(period_us)
-    } else {
-        // The kernel's minimum quota is 1 ms.
-        Quota::limited(ceiling.quota_us(period_us).max(1000), period_us)
+        return Quota::unlimited(period_us);
     }
+    // The kernel's minimum quota is 1 ms. A baseline below 1 ms per period (under 1% of a
+    // core at the default 100 ms period) gets a longer period instead — up to the kernel's
+    // 1 s — so the cap is the baseline and not the 1 ms floor.
+    let mut period = period_us;
+    if ceiling.quota_us(period) < 1000 && ceiling > Rate::ZERO {
+        let needed = (1000u128 * 60_000).div_ceil(ceiling.milli_credits_per_hour() as u128);
+        period = (needed as u64).clamp(period_us, 1_000_000);
+    }
+    Quota::limited(ceiling.quota_us(period).max(1000), period)
 }
 
 impl Agent {
@@ -473,7 +479,20 @@ impl Agent {
                 interval = interval.min(real.max(MIN_INTERVAL_NS));
             }
         }
-        let at = now_ns.saturating_add(interval);
+        let at = if interval == max {
+            // Routine looks are coalesced on a grid of max_interval/10 (rounded down, so the
+            // interval never exceeds max_interval): 1,000 idle workloads then cost ten loop
+            // turns a second, not a thousand. Predicted exhaustions keep their exact time.
+            let grid = (max / 10).max(MS);
+            let at = (now_ns.saturating_add(max) / grid) * grid;
+            if at > now_ns {
+                at
+            } else {
+                now_ns.saturating_add(max)
+            }
+        } else {
+            now_ns.saturating_add(interval)
+        };
         let w = &mut self.workloads[i];
         w.next_wake_ns = at;
         self.wakes.push(Reverse((at, i)));

@@ -145,6 +145,7 @@ pub async fn run_loop(
     let mut next_save = now + agent.config.save_interval_ms * MS;
     let mut next_rescan = now + agent.config.rescan_interval_ms * MS;
     let mut next_watchdog = now;
+    let mut next_status = now;
     let tick_duration = tick_histogram();
     loop {
         // Measured in real time, whatever clock the loop runs on.
@@ -166,11 +167,15 @@ pub async fn run_loop(
             notify(true, &[sd_notify::NotifyState::Watchdog]);
             next_watchdog = now + watchdog_ns.max(100 * MS);
         }
-        let (running, held) = agent.counts();
-        let s = format!("{running} workloads, {held} held at baseline");
-        if s != status {
-            notify(opts.notify, &[sd_notify::NotifyState::Status(&s)]);
-            status = s;
+        // STATUS= is for humans: once a second is plenty (counting is O(workloads)).
+        if now >= next_status {
+            next_status = now + 1000 * MS;
+            let (running, held) = agent.counts();
+            let s = format!("{running} workloads, {held} held at baseline");
+            if s != status {
+                notify(opts.notify, &[sd_notify::NotifyState::Status(&s)]);
+                status = s;
+            }
         }
         let mut next = next_save.min(next_rescan);
         if watchdog {

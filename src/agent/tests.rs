@@ -367,3 +367,29 @@ fn a_workload_gone_while_the_agent_was_down_is_stopped_at_the_save_time() {
         Credits::whole(8)
     );
 }
+
+#[test]
+fn tiny_baselines_get_a_longer_period_not_the_1ms_floor() {
+    use super::control::quota_for;
+    use crate::credit::Rate;
+    // t3.micro's 0.2 cores: 20 ms per 100 ms.
+    assert_eq!(
+        quota_for(Rate::from_cores_f64(0.2).unwrap(), 100_000, 4),
+        Quota::limited(20_000, 100_000)
+    );
+    // 0.005 cores: 0.5 ms per 100 ms is below the kernel's minimum → 1 ms per 200 ms.
+    assert_eq!(
+        quota_for(Rate::from_cores_f64(0.005).unwrap(), 100_000, 4),
+        Quota::limited(1000, 200_000)
+    );
+    // 0.0005 cores: even 1 s periods only allow 0.1% → the floor, 1 ms per 1 s.
+    assert_eq!(
+        quota_for(Rate::from_cores_f64(0.0005).unwrap(), 100_000, 4),
+        Quota::limited(1000, 1_000_000)
+    );
+    // At or above the host's CPUs: no limit.
+    assert_eq!(
+        quota_for(Rate::cores(4), 100_000, 4),
+        Quota::unlimited(100_000)
+    );
+}
