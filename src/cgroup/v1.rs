@@ -180,6 +180,10 @@ impl Cgroup for V1Cgroup {
         })
     }
 
+    fn sample_usage(&mut self) -> Result<u64, CgroupError> {
+        self.cpuacct_usage.read(&mut self.buf, parse::parse_u64)
+    }
+
     fn read_quota(&mut self) -> Result<Quota, CgroupError> {
         let quota_us = self
             .cfs_quota_us
@@ -233,6 +237,19 @@ mod tests {
     fn break_file(tree: &FakeTree, file: &str) {
         std::fs::remove_file(tree.file(CG, file)).unwrap();
         std::fs::create_dir(tree.file(CG, file)).unwrap();
+    }
+
+    #[test]
+    fn sample_usage_reads_only_cpuacct_usage() {
+        for tree in trees() {
+            let h = tree.layout.hierarchy();
+            let mut cg = h.open(CG).unwrap();
+            tree.set(CG, "cpuacct.usage", "777000000123\n");
+            // A cpu.stat it cannot parse does not matter to the routine look.
+            tree.set(CG, "cpu.stat", "nr_periods x\n");
+            assert_eq!(cg.sample_usage().unwrap(), 777_000_000_123);
+            assert!(cg.sample().is_err());
+        }
     }
 
     #[test]
