@@ -71,7 +71,8 @@ pub struct Workload {
     refused_logged: bool,
     /// Saved position to reconcile with when the cgroup is first seen after a restart.
     pending: Option<SavedWorkload>,
-    /// Boot time of the last stop or start, for status.
+    /// Its cgroup has been looked for since the agent started (until then a restored
+    /// workload's saved state is kept as it was).
     pub seen: bool,
 }
 
@@ -440,7 +441,7 @@ impl Agent {
         );
         self.events
             .push(Event::Started(self.workloads[i].name.clone()));
-        self.apply(i, now_ns);
+        self.apply(i);
         self.schedule_next(i, now_ns);
     }
 
@@ -458,7 +459,7 @@ impl Agent {
 
     fn schedule(&mut self, i: usize, at_ns: u64) {
         let w = &mut self.workloads[i];
-        if at_ns < w.next_wake_ns || w.next_wake_ns == u64::MAX || self.wakes.is_empty() {
+        if at_ns < w.next_wake_ns {
             w.next_wake_ns = at_ns;
             self.wakes.push(Reverse((at_ns, i)));
         }
@@ -599,7 +600,7 @@ impl Agent {
         {
             self.check_drift(i, now_ns);
         }
-        self.apply(i, now_ns);
+        self.apply(i);
         self.schedule_next(i, now_ns);
     }
 
@@ -634,7 +635,7 @@ impl Agent {
     }
 
     /// Writes the workload's quota if it changed.
-    fn apply(&mut self, i: usize, _now_ns: u64) {
+    fn apply(&mut self, i: usize) {
         let policy = self.config.policy;
         let period = self.config.period_us;
         let host = self.host_cpus;
@@ -694,7 +695,7 @@ impl Agent {
         let charged = w.bucket.switch(&w.profile, &policy, mode)?;
         info!(workload = %w.name, mode = %mode, charged = %charged, balance = %w.bucket.balance(), "credit mode switched");
         self.events.push(Event::Switched(name.to_string(), mode));
-        self.apply(i, now_ns);
+        self.apply(i);
         self.schedule_next(i, now_ns);
         Ok(charged)
     }
@@ -743,8 +744,7 @@ impl Agent {
                 }
             }
             if self.workloads[i].is_running() {
-                self.workloads[i].written = None;
-                self.apply(i, now_ns);
+                self.apply(i);
                 self.schedule_next(i, now_ns);
             }
         }
