@@ -100,13 +100,13 @@ class Fleet:
                         time.sleep(0.02)
 
 
-def start_daemon(tmp, body):
+def start_daemon(tmp, body, log=None):
     cfg = Path(tmp) / "burstd.toml"
     cfg.write_text(body)
     # Nice -10, as systemd/burstd.service runs it: the agent must not queue behind the busy
     # loops it polices (with 100 of them on 2 cores a nice-0 task waits ~1 s for the CPU).
-    p = subprocess.Popen(["nice", "-n", "-10", str(BIN), "daemon", "--config", str(cfg)], stderr=subprocess.DEVNULL,
-                         env={**os.environ, "BURSTD_LOG": "warn"})
+    p = subprocess.Popen(["nice", "-n", "-10", str(BIN), "daemon", "--config", str(cfg)],
+                         stderr=log or subprocess.DEVNULL, env={**os.environ, "BURSTD_LOG": "info" if log else "warn"})
     return p
 
 

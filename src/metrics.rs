@@ -34,22 +34,38 @@ pub struct Scrape {
     pub workloads: Vec<WorkloadView>,
     pub health: Health,
     pub saves: SaveStats,
-    /// Shared with the loop, which observes every turn into it.
-    pub tick_duration: Histogram,
+    /// Shared with the loop, which observes into them.
+    pub histograms: LoopHistograms,
 }
 
-/// The histogram of control-loop turn durations, in seconds (50 µs to ~0.8 s).
-pub fn tick_histogram() -> Histogram {
-    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
-        0.000_05, 2.0, 15,
-    ))
+/// The loop's histograms (cheap clones share the counts).
+#[derive(Clone, Debug)]
+pub struct LoopHistograms {
+    /// Duration of each control-loop turn, seconds.
+    pub tick: Histogram,
+    /// CPU used beyond the balance before each hold's cap, seconds.
+    pub hold_overshoot: Histogram,
+    /// From a balance reaching zero to its cap being written, seconds.
+    pub hold_late: Histogram,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct WorkloadLabels {
-    workload: String,
-    profile: String,
-    mode: String,
+impl LoopHistograms {
+    pub fn new() -> Self {
+        // 50 µs to ~0.8 s.
+        let buckets =
+            || prometheus_client::metrics::histogram::exponential_buckets(0.000_05, 2.0, 15);
+        LoopHistograms {
+            tick: Histogram::new(buckets()),
+            hold_overshoot: Histogram::new(buckets()),
+            hold_late: Histogram::new(buckets()),
+        }
+    }
+}
+
+impl Default for LoopHistograms {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -58,7 +74,6 @@ struct VersionLabel {
 }
 
 type FGauge = Gauge<f64, AtomicU64>;
-type FCounter = Counter<f64, AtomicU64>;
 
 /// Every metric name burstd exports (as a sample name, counters with `_total`), for tests and
 /// the alert-rule check.
@@ -88,44 +103,202 @@ pub const METRIC_NAMES: &[&str] = &[
     "burstd_state_save_failures_total",
     "burstd_last_state_save_timestamp_seconds",
     "burstd_tick_duration_seconds",
+    "burstd_hold_overshoot_cpu_seconds",
+    "burstd_hold_late_seconds",
 ];
 
-fn labels(w: &WorkloadView) -> WorkloadLabels {
-    WorkloadLabels {
-        workload: w.instance_id.clone(),
-        profile: w.profile.clone(),
-        mode: w.cpu_credits.clone(),
-    }
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Gauge,
+    Counter,
 }
 
-fn per_workload_gauge(
-    reg: &mut Registry,
-    name: &str,
-    help: &str,
-    views: &[WorkloadView],
-    value: impl Fn(&WorkloadView) -> Option<f64>,
-) {
-    let family = Family::<WorkloadLabels, FGauge>::default();
-    for w in views {
-        if let Some(v) = value(w) {
-            family.get_or_create(&labels(w)).set(v);
+/// One per-workload metric family: rendered straight into the body (at 10,000 workloads a
+/// registry of labelled families costs more than the sampling; see BENCHMARKS.md §4).
+struct WorkloadFamily {
+    name: &'static str,
+    help: &'static str,
+    kind: Kind,
+    /// `None`: no sample for this workload.
+    value: fn(&WorkloadView) -> Option<f64>,
+}
+
+const WORKLOAD_FAMILIES: &[WorkloadFamily] = &[
+    WorkloadFamily {
+        name: "burstd_cpu_credit_balance",
+        help: "Credit balance E + L (EC2 CPUCreditBalance), credits",
+        kind: Kind::Gauge,
+        value: |w| Some(w.cpu_credit_balance),
+    },
+    WorkloadFamily {
+        name: "burstd_cpu_credit_earned_balance",
+        help: "Earned credits E, credits",
+        kind: Kind::Gauge,
+        value: |w| Some(w.earned_credits),
+    },
+    WorkloadFamily {
+        name: "burstd_cpu_launch_credit_balance",
+        help: "Launch credits L, credits",
+        kind: Kind::Gauge,
+        value: |w| Some(w.launch_credits),
+    },
+    WorkloadFamily {
+        name: "burstd_cpu_surplus_credit_balance",
+        help: "Surplus credits S (EC2 CPUSurplusCreditBalance), credits",
+        kind: Kind::Gauge,
+        value: |w| Some(w.surplus_credit_balance),
+    },
+    WorkloadFamily {
+        name: "burstd_cpu_credit_usage",
+        help: "Credits spent (EC2 CPUCreditUsage, cumulative)",
+        kind: Kind::Counter,
+        value: |w| Some(w.credits_spent),
+    },
+    WorkloadFamily {
+        name: "burstd_cpu_credits_earned",
+        help: "Credits earned, before the accrual limit",
+        kind: Kind::Counter,
+        value: |w| Some(w.credits_earned),
+    },
+    WorkloadFamily {
+        name: "burstd_cpu_credits_discarded",
+        help: "Earned credits discarded at the accrual limit",
+        kind: Kind::Counter,
+        value: |w| Some(w.credits_discarded),
+    },
+    WorkloadFamily {
+        name: "burstd_cpu_surplus_credits_charged",
+        help: "Surplus credits charged (EC2 CPUSurplusCreditsCharged, cumulative)",
+        kind: Kind::Counter,
+        value: |w| Some(w.surplus_credits_charged),
+    },
+    WorkloadFamily {
+        name: "burstd_surplus_cost_dollars",
+        help: "Cost of the surplus credits charged, dollars",
+        kind: Kind::Counter,
+        value: |w| Some(w.surplus_cost_dollars),
+    },
+    WorkloadFamily {
+        name: "burstd_cpu_usage_seconds",
+        help: "CPU time used by the workload's current cgroup, seconds",
+        kind: Kind::Counter,
+        value: |w| Some(w.cpu_usage_seconds),
+    },
+    WorkloadFamily {
+        name: "burstd_cpu_throttled_seconds",
+        help: "Time the workload's current cgroup spent throttled, seconds",
+        kind: Kind::Counter,
+        value: |w| Some(w.cpu_throttled_seconds),
+    },
+    WorkloadFamily {
+        name: "burstd_cpu_throttled_periods",
+        help: "Enforcement periods in which the workload's current cgroup was throttled",
+        kind: Kind::Counter,
+        value: |w| Some(w.cpu_throttled_periods as f64),
+    },
+    WorkloadFamily {
+        name: "burstd_cpu_ceiling_cores",
+        help: "CPU limit written to the cgroup now, cores (no limit reads as the host's CPU count)",
+        kind: Kind::Gauge,
+        value: |w| w.ceiling_cores,
+    },
+    WorkloadFamily {
+        name: "burstd_cpu_baseline_cores",
+        help: "The profile's baseline, cores",
+        kind: Kind::Gauge,
+        value: |w| Some(w.baseline_cores),
+    },
+    WorkloadFamily {
+        name: "burstd_workload_held_at_baseline",
+        help: "1 while a standard workload is held at its baseline",
+        kind: Kind::Gauge,
+        value: |w| Some(f64::from(u8::from(w.held_at_baseline))),
+    },
+    WorkloadFamily {
+        name: "burstd_seconds_until_exhausted",
+        help:
+            "Real seconds until the balance runs out at the current CPU rate (+Inf: not draining)",
+        kind: Kind::Gauge,
+        value: |w| Some(w.seconds_until_exhausted.unwrap_or(f64::INFINITY)),
+    },
+];
+
+/// Appends `v` escaped as a label value (backslash, double quote and newline, as both text
+/// formats require).
+fn push_label_value(out: &mut String, v: &str) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
         }
     }
-    reg.register(name, help, family);
 }
 
-fn per_workload_counter(
-    reg: &mut Registry,
-    name: &str,
-    help: &str,
-    views: &[WorkloadView],
-    value: impl Fn(&WorkloadView) -> f64,
-) {
-    let family = Family::<WorkloadLabels, FCounter>::default();
-    for w in views {
-        family.get_or_create(&labels(w)).inc_by(value(w).max(0.0));
+/// `{workload="…",profile="…",mode="…"}` for one workload.
+fn label_set(w: &WorkloadView) -> String {
+    let mut s = String::with_capacity(w.instance_id.len() + w.profile.len() + 48);
+    s.push_str("{workload=\"");
+    push_label_value(&mut s, &w.instance_id);
+    s.push_str("\",profile=\"");
+    push_label_value(&mut s, &w.profile);
+    s.push_str("\",mode=\"");
+    push_label_value(&mut s, &w.cpu_credits);
+    s.push_str("\"}");
+    s
+}
+
+/// A sample value: shortest round-trip decimal, `+Inf`/`-Inf`/`NaN` as both formats spell them.
+fn push_value(out: &mut String, v: f64) {
+    if v.is_nan() {
+        out.push_str("NaN");
+    } else if v.is_infinite() {
+        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+    } else {
+        out.push_str(ryu::Buffer::new().format_finite(v));
     }
-    reg.register(name, help, family);
+}
+
+/// Writes every per-workload family. `openmetrics`: a counter family is named without
+/// `_total` in HELP/TYPE (its samples carry it); classic text names it with `_total`.
+fn encode_workloads(out: &mut String, views: &[WorkloadView], openmetrics: bool) {
+    let labels: Vec<String> = views.iter().map(label_set).collect();
+    for f in WORKLOAD_FAMILIES {
+        let (kind, total) = match f.kind {
+            Kind::Gauge => ("gauge", ""),
+            Kind::Counter => ("counter", "_total"),
+        };
+        let family_suffix = if openmetrics { "" } else { total };
+        for head in ["# HELP ", "# TYPE "] {
+            out.push_str(head);
+            out.push_str(f.name);
+            out.push_str(family_suffix);
+            out.push(' ');
+            if head == "# HELP " {
+                out.push_str(f.help);
+                out.push('.');
+            } else {
+                out.push_str(kind);
+            }
+            out.push('\n');
+        }
+        for (w, l) in views.iter().zip(&labels) {
+            let Some(mut v) = (f.value)(w) else {
+                continue;
+            };
+            if f.kind == Kind::Counter {
+                // A counter never goes negative.
+                v = v.max(0.0);
+            }
+            out.push_str(f.name);
+            out.push_str(total);
+            out.push_str(l);
+            out.push(' ');
+            push_value(out, v);
+            out.push('\n');
+        }
+    }
 }
 
 fn counter(reg: &mut Registry, name: &str, help: &str, v: u64) {
@@ -140,123 +313,11 @@ fn gauge(reg: &mut Registry, name: &str, help: &str, v: f64) {
     reg.register(name, help, g);
 }
 
-/// Builds this scrape's registry. Names are registered without `_total`: the encoder adds it.
+/// Builds this scrape's registry of the agent-wide metrics (the per-workload families are
+/// written by [`encode_workloads`]). Names are registered without `_total`: the encoder adds it.
 pub fn registry(s: &Scrape) -> Registry {
     let mut r = Registry::default();
     let v = &s.workloads;
-    per_workload_gauge(
-        &mut r,
-        "burstd_cpu_credit_balance",
-        "Credit balance E + L (EC2 CPUCreditBalance), credits",
-        v,
-        |w| Some(w.cpu_credit_balance),
-    );
-    per_workload_gauge(
-        &mut r,
-        "burstd_cpu_credit_earned_balance",
-        "Earned credits E, credits",
-        v,
-        |w| Some(w.earned_credits),
-    );
-    per_workload_gauge(
-        &mut r,
-        "burstd_cpu_launch_credit_balance",
-        "Launch credits L, credits",
-        v,
-        |w| Some(w.launch_credits),
-    );
-    per_workload_gauge(
-        &mut r,
-        "burstd_cpu_surplus_credit_balance",
-        "Surplus credits S (EC2 CPUSurplusCreditBalance), credits",
-        v,
-        |w| Some(w.surplus_credit_balance),
-    );
-    per_workload_counter(
-        &mut r,
-        "burstd_cpu_credit_usage",
-        "Credits spent (EC2 CPUCreditUsage, cumulative)",
-        v,
-        |w| w.credits_spent,
-    );
-    per_workload_counter(
-        &mut r,
-        "burstd_cpu_credits_earned",
-        "Credits earned, before the accrual limit",
-        v,
-        |w| w.credits_earned,
-    );
-    per_workload_counter(
-        &mut r,
-        "burstd_cpu_credits_discarded",
-        "Earned credits discarded at the accrual limit",
-        v,
-        |w| w.credits_discarded,
-    );
-    per_workload_counter(
-        &mut r,
-        "burstd_cpu_surplus_credits_charged",
-        "Surplus credits charged (EC2 CPUSurplusCreditsCharged, cumulative)",
-        v,
-        |w| w.surplus_credits_charged,
-    );
-    per_workload_counter(
-        &mut r,
-        "burstd_surplus_cost_dollars",
-        "Cost of the surplus credits charged, dollars",
-        v,
-        |w| w.surplus_cost_dollars,
-    );
-    per_workload_counter(
-        &mut r,
-        "burstd_cpu_usage_seconds",
-        "CPU time used by the workload's current cgroup, seconds",
-        v,
-        |w| w.cpu_usage_seconds,
-    );
-    per_workload_counter(
-        &mut r,
-        "burstd_cpu_throttled_seconds",
-        "Time the workload's current cgroup spent throttled, seconds",
-        v,
-        |w| w.cpu_throttled_seconds,
-    );
-    per_workload_counter(
-        &mut r,
-        "burstd_cpu_throttled_periods",
-        "Enforcement periods in which the workload's current cgroup was throttled",
-        v,
-        |w| w.cpu_throttled_periods as f64,
-    );
-    per_workload_gauge(
-        &mut r,
-        "burstd_cpu_ceiling_cores",
-        "CPU limit written to the cgroup now, cores (no limit reads as the host's CPU count)",
-        v,
-        |w| w.ceiling_cores,
-    );
-    per_workload_gauge(
-        &mut r,
-        "burstd_cpu_baseline_cores",
-        "The profile's baseline, cores",
-        v,
-        |w| Some(w.baseline_cores),
-    );
-    per_workload_gauge(
-        &mut r,
-        "burstd_workload_held_at_baseline",
-        "1 while a standard workload is held at its baseline",
-        v,
-        |w| Some(f64::from(u8::from(w.held_at_baseline))),
-    );
-    per_workload_gauge(
-        &mut r,
-        "burstd_seconds_until_exhausted",
-        "Real seconds until the balance runs out at the current CPU rate (+Inf: not draining)",
-        v,
-        |w| Some(w.seconds_until_exhausted.unwrap_or(f64::INFINITY)),
-    );
-
     let build = Family::<VersionLabel, Gauge>::default();
     build
         .get_or_create(&VersionLabel {
@@ -309,24 +370,35 @@ pub fn registry(s: &Scrape) -> Registry {
     r.register(
         "burstd_tick_duration_seconds",
         "Duration of one control-loop turn, seconds",
-        s.tick_duration.clone(),
+        s.histograms.tick.clone(),
+    );
+    r.register(
+        "burstd_hold_overshoot_cpu_seconds",
+        "CPU a workload used beyond its balance (net of earnings) before its cap was written, per hold, seconds",
+        s.histograms.hold_overshoot.clone(),
+    );
+    r.register(
+        "burstd_hold_late_seconds",
+        "Time from a balance reaching zero (estimated from the last interval's rate) to its cap being written, per hold, seconds",
+        s.histograms.hold_late.clone(),
     );
     r
 }
 
 /// Encodes a scrape: OpenMetrics text, or the classic Prometheus text format.
 pub fn encode(s: &Scrape, openmetrics: bool) -> String {
-    let mut out = String::new();
+    // ~150 bytes per workload and family line.
+    let mut out = String::with_capacity(4096 + s.workloads.len() * WORKLOAD_FAMILIES.len() * 150);
+    encode_workloads(&mut out, &s.workloads, openmetrics);
+    let mut global = String::new();
     // Writing into a String cannot fail.
-    let _ = prometheus_client::encoding::text::encode(&mut out, &registry(s));
-    let out = out
-        .replace(" inf\n", " +Inf\n")
-        .replace(" -inf\n", " -Inf\n");
+    let _ = prometheus_client::encoding::text::encode(&mut global, &registry(s));
     if openmetrics {
-        out
+        out.push_str(&global);
     } else {
-        to_classic_text(&out)
+        out.push_str(&to_classic_text(&global));
     }
+    out
 }
 
 /// OpenMetrics text → Prometheus text format 0.0.4: no `# EOF` or `# UNIT`, and a counter's

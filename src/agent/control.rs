@@ -65,6 +65,12 @@ pub struct Workload {
     pub original_quota: Option<Quota>,
     /// Observed CPU rate over the last interval.
     pub usage_rate: Rate,
+    /// How the last hold at baseline landed.
+    pub last_landing: Option<Landing>,
+    /// The throttling counters may have moved since they were last read: a quota was in force
+    /// (ours or another writer's). While the quota is unlimited they cannot move, so a full
+    /// sample skips reading them (v1: a second file, formatted by the kernel on each read).
+    throttle_stale: bool,
     next_wake_ns: u64,
     last_drift_check_ns: u64,
     drift_logged: bool,
@@ -92,6 +98,17 @@ impl Workload {
     }
 }
 
+/// How a hold landed: how far the balance went below zero before the cap was written, and how
+/// long after the balance reached zero (estimated from the last interval's average rate, the
+/// only thing known about when inside the interval it crossed zero). Real (unscaled) units.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Landing {
+    /// CPU time used beyond the balance (net of earnings) before the cap, in nanoseconds.
+    pub overshoot_cpu_ns: u64,
+    /// From the balance reaching zero to the sample that wrote the cap, in nanoseconds.
+    pub late_ns: u64,
+}
+
 /// Events the caller may want to act on (save state at once).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -100,6 +117,26 @@ pub enum Event {
     Held(String),
     Released(String),
     Switched(String, Mode),
+}
+
+/// The landing of a hold decided by one step: the balance went from `before` to `overdrawn`
+/// below zero over `dt_raw` real ns at time scale `k_milli`/1000.
+fn landing(before: Credits, overdrawn: Credits, dt_raw: u64, k_milli: u64) -> Landing {
+    let over = overdrawn.units().max(0) as u128;
+    let above = before.units().max(0) as u128;
+    let late_ns = if over == 0 {
+        0
+    } else {
+        // Constant rate over the step: the part after zero is over / (above + over) of it.
+        dt_raw as u128 * over / (above + over)
+    };
+    // Units are milli-credits/h × ns; one CPU-ns is 60,000 of them (on the scaled clock).
+    let scaled_cpu_ns = over / 60_000;
+    Landing {
+        overshoot_cpu_ns: u64::try_from(scaled_cpu_ns * 1000 / k_milli.max(1) as u128)
+            .unwrap_or(u64::MAX),
+        late_ns: u64::try_from(late_ns).unwrap_or(u64::MAX),
+    }
 }
 
 /// The whole agent's model of the host.
@@ -262,6 +299,8 @@ impl Agent {
             written: None,
             original_quota: None,
             usage_rate: Rate::ZERO,
+            last_landing: None,
+            throttle_stale: true,
             next_wake_ns: u64::MAX,
             last_drift_check_ns: 0,
             drift_logged: false,
@@ -431,6 +470,7 @@ impl Agent {
         w.last = sample;
         w.last_at_ns = now_ns;
         w.written = None;
+        w.throttle_stale = true;
         w.drift_logged = false;
         w.last_drift_check_ns = now_ns;
         w.seen = true;
@@ -552,8 +592,10 @@ impl Agent {
         let Some(handle) = w.handle.as_mut() else {
             return;
         };
-        let read = if full {
-            handle.sample()
+        let unlimited = matches!(w.written, Some(q) if q.quota_us.is_none());
+        let read_throttling = full && (w.throttle_stale || !unlimited);
+        let read = if read_throttling {
+            handle.sample().inspect(|_| w.throttle_stale = !unlimited)
         } else {
             handle
                 .sample_usage()
@@ -581,14 +623,20 @@ impl Agent {
         let du = w.usage_scale.add(du_raw, k);
         let dt = w.time_scale.add(dt_raw, k);
         let was_held = w.bucket.held;
-        w.bucket.step_cpu(&w.profile, &policy, du, dt);
+        let before = w.bucket.balance();
+        let step = w.bucket.step_cpu(&w.profile, &policy, du, dt);
+        if w.bucket.held && !was_held {
+            w.last_landing = Some(landing(before, step.overdrawn, dt_raw, k));
+        }
         w.last = s;
         w.last_at_ns = now_ns;
         if w.bucket.held != was_held {
             let name = w.name.clone();
             if w.bucket.held {
+                let l = w.last_landing.unwrap_or_default();
                 info!(workload = %name, balance = %w.bucket.balance(), baseline_cores = w.profile.baseline().as_cores(),
-                    overdrawn = %w.bucket.totals.overdrawn, "credits exhausted: held at baseline");
+                    overshoot_cpu_ms = l.overshoot_cpu_ns as f64 / 1e6, late_ms = l.late_ns as f64 / 1e6,
+                    "credits exhausted: held at baseline");
                 self.events.push(Event::Held(name));
             } else {
                 info!(workload = %name, balance = %w.bucket.balance(), "credits available: released from baseline");
@@ -624,6 +672,7 @@ impl Agent {
                 }
                 handle.forget_written();
                 w.written = None;
+                w.throttle_stale = true;
             }
             Ok(_) => {}
             Err(e) if e.is_gone() => {}
@@ -653,6 +702,9 @@ impl Agent {
         let Some(handle) = w.handle.as_mut() else {
             return;
         };
+        if q.quota_us.is_some() {
+            w.throttle_stale = true;
+        }
         match handle.write_quota(q) {
             Ok(WriteOutcome::Written) | Ok(WriteOutcome::Unchanged) => w.written = Some(q),
             Err(e) if e.is_gone() => {}

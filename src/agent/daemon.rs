@@ -6,8 +6,7 @@
 use super::control::{Agent, Event};
 use super::state;
 use crate::config;
-use crate::metrics::{tick_histogram, Scrape};
-use prometheus_client::metrics::histogram::Histogram;
+use crate::metrics::{LoopHistograms, Scrape};
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -146,7 +145,7 @@ pub async fn run_loop(
     let mut next_rescan = now + agent.config.rescan_interval_ms * MS;
     let mut next_watchdog = now;
     let mut next_status = now;
-    let tick_duration = tick_histogram();
+    let histograms = LoopHistograms::new();
     loop {
         // Measured in real time, whatever clock the loop runs on.
         let turn = std::time::Instant::now();
@@ -158,7 +157,22 @@ pub async fn run_loop(
             next_rescan = now + agent.config.rescan_interval_ms * MS;
         }
         let events = agent.take_events();
-        let eventful = events.iter().any(|e| !matches!(e, Event::Released(_)));
+        for e in &events {
+            if let Event::Held(name) = e {
+                if let Some(l) = agent.get(name).and_then(|w| w.last_landing) {
+                    histograms
+                        .hold_overshoot
+                        .observe(l.overshoot_cpu_ns as f64 / 1e9);
+                    histograms.hold_late.observe(l.late_ns as f64 / 1e9);
+                }
+            }
+        }
+        // Starts, stops and switches are saved at once. A hold or release is not: it follows
+        // from the balance, which a restart recomputes from the counters (and saving 100
+        // holds landing together would stall the loop for 100 fsyncs).
+        let eventful = events
+            .iter()
+            .any(|e| !matches!(e, Event::Held(_) | Event::Released(_)));
         if eventful || now >= next_save {
             save(&agent, clock, &mut stats);
             next_save = now + agent.config.save_interval_ms * MS;
@@ -184,7 +198,7 @@ pub async fn run_loop(
         if let Some(w) = agent.next_wake() {
             next = next.min(w);
         }
-        tick_duration.observe(turn.elapsed().as_secs_f64());
+        histograms.tick.observe(turn.elapsed().as_secs_f64());
         let wait = Duration::from_nanos(next.saturating_sub(clock.now_ns()));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
@@ -192,7 +206,7 @@ pub async fn run_loop(
                 Some(Control::Reload) => reload(&mut agent, &opts, clock),
                 Some(Control::Shutdown) | None => break,
                 Some(Control::Scrape(reply)) => {
-                    let _ = reply.send(scrape(&mut agent, clock, &stats, &tick_duration));
+                    let _ = reply.send(scrape(&mut agent, clock, &stats, &histograms));
                 }
                 Some(Control::Ping(reply)) => {
                     let _ = reply.send(());
@@ -219,13 +233,18 @@ pub async fn run_loop(
 }
 
 /// Samples every workload now (no waiting for its next tick) and gathers the metrics.
-fn scrape(agent: &mut Agent, clock: &dyn Clock, stats: &SaveStats, tick: &Histogram) -> Scrape {
+fn scrape(
+    agent: &mut Agent,
+    clock: &dyn Clock,
+    stats: &SaveStats,
+    histograms: &LoopHistograms,
+) -> Scrape {
     agent.sample_all(clock.now_ns(), clock.wall_s());
     Scrape {
         workloads: super::view::workload_views(agent),
         health: agent.health,
         saves: *stats,
-        tick_duration: tick.clone(),
+        histograms: histograms.clone(),
     }
 }
 

@@ -17,6 +17,8 @@ pub struct FakeGroup {
     pub usage_ns: u64,
     pub throttled_ns: u64,
     pub writes: u64,
+    /// Full samples (usage and throttling counters) taken.
+    pub full_reads: u64,
     at_ns: u64,
 }
 
@@ -84,6 +86,7 @@ impl Fake {
                 usage_ns: 0,
                 throttled_ns: 0,
                 writes: 0,
+                full_reads: 0,
                 at_ns: now,
             },
         );
@@ -145,12 +148,19 @@ impl Cgroup for FakeHandle {
     }
 
     fn sample(&mut self) -> Result<Sample, CgroupError> {
-        self.with(|g| Sample {
-            usage_ns: g.usage_ns,
-            nr_periods: 0,
-            nr_throttled: 0,
-            throttled_ns: g.throttled_ns,
+        self.with(|g| {
+            g.full_reads += 1;
+            Sample {
+                usage_ns: g.usage_ns,
+                nr_periods: 0,
+                nr_throttled: 0,
+                throttled_ns: g.throttled_ns,
+            }
         })
+    }
+
+    fn sample_usage(&mut self) -> Result<u64, CgroupError> {
+        self.with(|g| g.usage_ns)
     }
 
     fn read_quota(&mut self) -> Result<Quota, CgroupError> {

@@ -413,3 +413,77 @@ fn a_reload_with_nothing_changed_writes_no_quota() {
         Quota::limited(20_000, 100_000)
     );
 }
+
+#[test]
+fn throttling_counters_are_read_only_while_a_quota_can_move_them() {
+    let dir = tempfile::tempdir().unwrap();
+    // t3.xlarge (4 vCPU) on a 4-CPU host: while it has credits, no limit at all.
+    let m = Manual::new(4);
+    m.fake.add("burn", 500);
+    let c = cfg(&STD.replace("t3.micro", "t3.xlarge"), dir.path());
+    let mut a = m.agent(&c, vec![]);
+    a.rescan(m.t(), 0);
+    assert_eq!(
+        m.fake.group("burn").unwrap().quota,
+        Quota::unlimited(100_000)
+    );
+    let reads = || m.fake.group("burn").unwrap().full_reads;
+    assert_eq!(reads(), 1, "opening reads every counter");
+    m.run(&mut a, 100 * MS);
+    a.sample_all(m.t(), 0);
+    assert_eq!(reads(), 2, "the first full look after opening reads them");
+    for _ in 0..3 {
+        m.run(&mut a, 100 * MS);
+        a.sample_all(m.t(), 0);
+    }
+    assert_eq!(
+        reads(),
+        2,
+        "no quota in force: they cannot move, not read again"
+    );
+    // Another writer limits it to 0.1 core: throttled from now on, seen at the drift check.
+    m.fake
+        .external_write("burn", Quota::limited(10_000, 100_000));
+    m.run(&mut a, 6 * S); // drift_check_s defaults to 5
+    assert_eq!(a.health.external_quota_changes, 1);
+    a.sample_all(m.t(), 0);
+    assert_eq!(reads(), 3);
+    // The throttled time under the other writer's quota is reported (~5 s).
+    let throttled = a.get("burn").unwrap().last.throttled_ns;
+    assert!(throttled >= 5 * S, "{throttled}");
+    // Held at baseline: a quota is in force, so every full look reads them.
+    m.fake.group("burn").unwrap();
+    if let Some(g) = m.fake.inner.lock().unwrap().groups.get_mut("burn") {
+        g.demand_milli = 4000;
+    }
+    m.run(&mut a, 20 * S);
+    assert!(a.get("burn").unwrap().bucket.held);
+    let before = reads();
+    a.sample_all(m.t(), 0);
+    a.sample_all(m.t() + MS, 0);
+    assert_eq!(reads(), before + 2);
+}
+
+#[test]
+fn a_hold_records_how_it_landed() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Manual::new(4);
+    m.fake.add("burn", 1000);
+    let c = cfg(STD, dir.path());
+    let mut a = m.agent(&c, vec![]);
+    a.rescan(m.t(), 0);
+    m.run(&mut a, 2 * S);
+    let w = a.get("burn").unwrap();
+    assert!(w.bucket.held);
+    let l = w.last_landing.expect("landing recorded");
+    // The agent wakes at the predicted zero (1 ms minimum interval): at most 1 ms late, and at
+    // one core at most 1 ms of CPU past zero.
+    assert!(l.late_ns <= MS, "{l:?}");
+    assert!(l.overshoot_cpu_ns <= MS, "{l:?}");
+    // The overshoot in real CPU equals the model's overdrawn credits scaled back (×1/60).
+    let over = w.bucket.totals.overdrawn;
+    assert_eq!(
+        l.overshoot_cpu_ns as i128,
+        over.units() / 60_000 * 1000 / 60_000
+    );
+}

@@ -49,7 +49,12 @@ pub fn init_logging_with(default_level: &str) {
             .with_target(false)
             .try_init()
     } else {
-        builder.with_target(false).try_init()
+        // Colours only for a terminal: a log redirected to a file stays plain text.
+        use std::io::IsTerminal;
+        builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_target(false)
+            .try_init()
     };
 }
 

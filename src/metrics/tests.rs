@@ -117,7 +117,7 @@ fn classic_text_names_counter_families_with_total_and_has_no_eof() {
             ..Health::default()
         },
         saves: SaveStats::default(),
-        tick_duration: tick_histogram(),
+        histograms: LoopHistograms::new(),
     };
     let om = encode(&s, true);
     assert!(om.ends_with("# EOF\n"));
@@ -222,7 +222,7 @@ fn assert_known_metrics(expr: &str, known_extra: &[&str]) {
             .iter()
             .find_map(|s| {
                 n.strip_suffix(s)
-                    .filter(|b| *b == "burstd_tick_duration_seconds")
+                    .filter(|b| b.starts_with("burstd_") && b.ends_with("_seconds"))
             })
             .unwrap_or(n);
         assert!(
@@ -295,5 +295,85 @@ fn grafana_dashboard_is_valid_json_templated_on_workload() {
         for t in p["targets"].as_array().unwrap() {
             assert_known_metrics(t["expr"].as_str().unwrap(), &[]);
         }
+    }
+}
+
+fn view(name: &str) -> WorkloadView {
+    WorkloadView {
+        instance_id: name.into(),
+        profile: "t3.micro".into(),
+        family: "t3".into(),
+        cpu_credits: "standard".into(),
+        running: true,
+        cpu_credit_balance: 0.6,
+        earned_credits: 144.0,
+        launch_credits: 0.0,
+        surplus_credit_balance: 0.0,
+        credits_spent: 0.5,
+        credits_earned: 1.25,
+        credits_discarded: 0.0,
+        surplus_credits_charged: 0.0,
+        surplus_cost_dollars: 0.0,
+        cpu_usage_seconds: 3.25,
+        cpu_throttled_seconds: 0.0,
+        cpu_throttled_periods: 7,
+        ceiling_cores: None,
+        baseline_cores: 0.2,
+        usage_cores: 0.0,
+        held_at_baseline: false,
+        seconds_until_exhausted: None,
+    }
+}
+
+#[test]
+fn label_values_are_escaped_and_both_formats_pass_promtool() {
+    let s = Scrape {
+        workloads: vec![view("pods/a\"b\\c"), view("plain")],
+        health: Health::default(),
+        saves: SaveStats::default(),
+        histograms: LoopHistograms::new(),
+    };
+    let classic = encode(&s, false);
+    assert!(
+        classic.contains(
+            "burstd_cpu_credit_balance{workload=\"pods/a\\\"b\\\\c\",profile=\"t3.micro\",mode=\"standard\"} 0.6\n"
+        ),
+        "{classic}"
+    );
+    assert!(classic.contains(
+        "burstd_cpu_throttled_periods_total{workload=\"plain\",profile=\"t3.micro\",mode=\"standard\"} 7.0\n"
+    ));
+    // No ceiling known: no sample for it; no balance: +Inf.
+    assert!(!classic.contains("burstd_cpu_ceiling_cores{"));
+    assert!(classic.contains("burstd_seconds_until_exhausted{workload=\"plain\",profile=\"t3.micro\",mode=\"standard\"} +Inf\n"));
+    let om = encode(&s, true);
+    assert!(om.contains("# TYPE burstd_cpu_credit_usage counter\n"));
+    assert!(om.ends_with("# EOF\n"));
+    assert_eq!(om.matches("# EOF").count(), 1);
+    // promtool (Debian package `prometheus`; .ci/run installs it) parses and lints the text.
+    use std::io::Write;
+    match std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        Ok(mut child) => {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(classic.as_bytes())
+                .unwrap();
+            let o = child.wait_with_output().unwrap();
+            assert!(
+                o.status.success(),
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        Err(_) => eprintln!("promtool not installed: the text is not linted by it"),
     }
 }
