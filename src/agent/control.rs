@@ -506,12 +506,21 @@ impl Agent {
     }
 
     /// When this workload next needs a look: at the latest after `max_interval`, sooner when
-    /// its balance can reach zero before that at its full ceiling.
+    /// its balance can reach zero before that at its full ceiling. A workload with a full
+    /// bucket that is not spending waits `full_interval`: its looks only confirm that earnings
+    /// are discarded (see docs/semantics.md for the bound this puts on a burst's first look).
     fn schedule_next(&mut self, i: usize, now_ns: u64) {
-        let max = self.config.max_interval_ms * MS;
         let k = self.config.time_scale_milli.max(1);
         let policy = self.config.policy;
         let w = &self.workloads[i];
+        let full = w.bucket.earned >= w.profile.max_earned
+            && !w.bucket.surplus.is_positive()
+            && w.usage_rate <= w.profile.earn_rate;
+        let max = if full {
+            self.config.full_interval_ms
+        } else {
+            self.config.max_interval_ms
+        } * MS;
         let mut interval = max;
         if w.bucket.mode == Mode::Standard && !w.bucket.held {
             let ceiling = w.ceiling(&policy);

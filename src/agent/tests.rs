@@ -487,3 +487,44 @@ fn a_hold_records_how_it_landed() {
         over.units() / 60_000 * 1000 / 60_000
     );
 }
+
+#[test]
+fn a_full_idle_bucket_is_looked_at_every_full_interval_and_a_burst_soon_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Manual::new(4);
+    m.fake.add("idle", 0);
+    // t3.micro at its accrual limit (288 credits), idle; real time (no time scale).
+    let text = "[[workload]]\nname = \"idle\"\ncgroup = \"idle\"\nprofile = \"t3.micro\"\nmode = \"standard\"\ninitial_credits = 288\n";
+    let c = cfg(text, dir.path());
+    assert_eq!(c.agent.full_interval_ms, 5000);
+    let mut a = m.agent(&c, vec![]);
+    a.rescan(m.t(), 0);
+    let looks = |a: &mut Agent, m: &Manual, secs: u64| {
+        let mut n = 0;
+        let end = m.t() + secs * S;
+        while let Some(at) = a.next_wake().filter(|&at| at <= end) {
+            m.now.store(at, Ordering::SeqCst);
+            n += a.tick(at, at / S);
+        }
+        m.now.store(end, Ordering::SeqCst);
+        n
+    };
+    // 60 s idle at the limit: 12 looks, not 60.
+    assert_eq!(looks(&mut a, &m, 60), 12);
+    // It starts burning one core: the next look comes within full_interval, and from then on
+    // (no longer full) once a second.
+    m.fake.group("idle").unwrap();
+    if let Some(g) = m.fake.inner.lock().unwrap().groups.get_mut("idle") {
+        g.demand_milli = 1000;
+    }
+    assert_eq!(looks(&mut a, &m, 5), 1);
+    assert_eq!(looks(&mut a, &m, 10), 10);
+    // Its balance: 288 − 15 s × (1 − 0.2 core) = 288 − 0.2 credits, give or take what one
+    // coarse first look credits (at most baseline × full_interval = 1 CPU-s = 1/60 credit).
+    let bal = a.get("idle").unwrap().bucket.balance().as_f64();
+    let exact = 288.0 - 15.0 * 0.8 / 60.0;
+    assert!(
+        bal >= exact - 1e-9 && bal <= exact + 1.0 / 60.0 + 1e-9,
+        "{bal} vs {exact}"
+    );
+}

@@ -109,6 +109,7 @@ struct RawAgent {
     launch_credit_limit: Spanned<i64>,
     default_profile: Spanned<String>,
     max_interval_ms: Spanned<i64>,
+    full_interval_ms: Spanned<i64>,
     rescan_interval_s: Spanned<f64>,
     save_interval_s: Spanned<f64>,
     drift_check_s: Spanned<f64>,
@@ -132,6 +133,7 @@ impl Default for RawAgent {
             launch_credit_limit: spanned(DEFAULT_LAUNCH_LIMIT as i64),
             default_profile: spanned("t3.micro".to_string()),
             max_interval_ms: spanned(1000),
+            full_interval_ms: spanned(5000),
             rescan_interval_s: spanned(5.0),
             save_interval_s: spanned(5.0),
             drift_check_s: spanned(5.0),
@@ -208,6 +210,9 @@ pub struct AgentConfig {
     pub on_exit: OnExit,
     pub launch_credit_limit: u32,
     pub max_interval_ms: u64,
+    /// How often a workload whose earned credits are at the accrual limit, and that spent
+    /// no more than it earned over its last interval, is looked at (≥ `max_interval_ms`).
+    pub full_interval_ms: u64,
     pub rescan_interval_ms: u64,
     pub save_interval_ms: u64,
     pub drift_check_ms: u64,
@@ -462,6 +467,15 @@ fn agent_config(cx: &Ctx, a: &RawAgent) -> Result<AgentConfig, ConfigError> {
             format!("[agent] max_interval_ms = {max_interval}: must be from 10 to 60000"),
         ));
     }
+    let full_interval = *a.full_interval_ms.get_ref();
+    if !(max_interval..=600_000).contains(&full_interval) {
+        return Err(cx.err(
+            a.full_interval_ms.span(),
+            format!(
+                "[agent] full_interval_ms = {full_interval}: must be from max_interval_ms ({max_interval}) to 600000"
+            ),
+        ));
+    }
     let release = *a.release_above_credits.get_ref();
     let release_above = Credits::from_f64(release)
         .filter(|c| *c >= Credits::ZERO)
@@ -496,6 +510,7 @@ fn agent_config(cx: &Ctx, a: &RawAgent) -> Result<AgentConfig, ConfigError> {
         on_exit: a.on_exit,
         launch_credit_limit: limit as u32,
         max_interval_ms: max_interval as u64,
+        full_interval_ms: full_interval as u64,
         rescan_interval_ms: positive_ms(
             cx,
             &a.rescan_interval_s,
