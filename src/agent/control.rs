@@ -669,6 +669,9 @@ impl Agent {
         let (Some(handle), Some(ours)) = (w.handle.as_mut(), w.written) else {
             return;
         };
+        if ours.quota_us.is_none() && matches!(handle.quota_is_unlimited(), Ok(true)) {
+            return;
+        }
         match handle.read_quota() {
             Ok(q) if q != ours => {
                 self.health.external_quota_changes += 1;

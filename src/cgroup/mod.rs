@@ -92,6 +92,11 @@ pub trait Cgroup: Send {
     /// Read the current quota (for drift detection and to restore it on exit); remembers it as
     /// the last known value.
     fn read_quota(&mut self) -> Result<Quota, CgroupError>;
+    /// Whether no limit is in force: the cheap drift check while burstd's own value is "no
+    /// limit" (the period does not matter then; v1 reads one file instead of two).
+    fn quota_is_unlimited(&mut self) -> Result<bool, CgroupError> {
+        self.read_quota().map(|q| q.quota_us.is_none())
+    }
     /// Write `quota` unless it equals the last value this handle wrote or read. Never reads the
     /// quota before writing.
     fn write_quota(&mut self, quota: Quota) -> Result<WriteOutcome, CgroupError>;
