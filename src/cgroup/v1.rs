@@ -53,10 +53,14 @@ impl Hierarchy for V1Hierarchy {
     }
 
     /// Matches in the cpu hierarchy that also exist in the cpuacct one (both are needed to
-    /// open them).
+    /// open them). Both hierarchies are globbed by directory listing and the sorted lists
+    /// intersected: a `stat` of each match was a sixth of the idle daemon's CPU.
     fn glob(&self, pattern: &str) -> Result<Vec<String>, CgroupError> {
         let mut found = glob_dirs(&self.cpu_root, pattern)?;
-        found.retain(|rel| self.cpuacct_root.join(rel).is_dir());
+        if self.cpuacct_root != self.cpu_root {
+            let in_cpuacct = glob_dirs(&self.cpuacct_root, pattern)?;
+            found.retain(|rel| in_cpuacct.binary_search(rel).is_ok());
+        }
         Ok(found)
     }
 
@@ -483,8 +487,35 @@ mod tests {
         let tree = FakeTree::v1_separate();
         tree.add("docker/a");
         tree.add("docker/b");
-        // Only in the cpu hierarchy: cannot be opened, so not listed.
-        std::fs::create_dir_all(tree.file("docker/c", "cpu.stat").parent().unwrap()).unwrap();
+        let only_in = |root: &str, rel: &str| {
+            let file = if root == "cpu" {
+                "cpu.stat"
+            } else {
+                "cpuacct.usage"
+            };
+            std::fs::create_dir_all(tree.file(rel, file).parent().unwrap()).unwrap();
+        };
+        // Only in one hierarchy: cannot be opened, so not listed.
+        only_in("cpu", "docker/c");
+        only_in("cpuacct", "docker/d");
+        only_in("cpu", "other/a");
+        // A directory in cpu whose cpuacct namesake is a file.
+        only_in("cpu", "docker/e");
+        std::fs::write(tree.file("docker/e", "cpuacct.usage").parent().unwrap(), "").unwrap();
+        let h = tree.layout.hierarchy();
+        assert_eq!(h.glob("docker/*").unwrap(), vec!["docker/a", "docker/b"]);
+        assert_eq!(h.glob("*/a").unwrap(), vec!["docker/a"]);
+        assert_eq!(h.glob("docker/?").unwrap(), vec!["docker/a", "docker/b"]);
+        assert_eq!(h.glob("docker/b").unwrap(), vec!["docker/b"]);
+        assert_eq!(h.glob("docker/c").unwrap(), Vec::<String>::new());
+        assert_eq!(h.glob("").unwrap(), vec![""]);
+    }
+
+    #[test]
+    fn glob_lists_comounted_cgroups_once() {
+        let tree = FakeTree::v1_comounted();
+        tree.add("docker/b");
+        tree.add("docker/a");
         let h = tree.layout.hierarchy();
         assert_eq!(h.glob("docker/*").unwrap(), vec!["docker/a", "docker/b"]);
     }
