@@ -7,12 +7,18 @@
 use std::os::unix::fs::MetadataExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use burstd::cgroup::{CgroupError, Hierarchy, Layout, Quota, Sample, WriteOutcome};
+use burstd::cgroup::{CgroupError, FdBudget, Hierarchy, Layout, Quota, Sample, WriteOutcome};
 
 /// The hierarchy to test on, or `None` (after saying why) when this host cannot run the tests.
 fn v1_hierarchy() -> Option<Box<dyn Hierarchy>> {
+    v1_layout().map(|layout| layout.hierarchy())
+}
+
+/// This host's v1 layout, or `None` (after saying why) when it cannot run the tests.
+fn v1_layout() -> Option<Layout> {
     let missing = |reason: String| {
         if std::env::var_os("CI").is_some() {
             panic!("CI is set but the real-kernel cgroup tests cannot run: {reason}");
@@ -30,7 +36,7 @@ fn v1_hierarchy() -> Option<Box<dyn Hierarchy>> {
         return missing("/sys/fs/cgroup/cpu/cpu.cfs_quota_us does not exist".to_owned());
     }
     match Layout::detect() {
-        Ok(layout @ Layout::V1 { .. }) => Some(layout.hierarchy()),
+        Ok(layout @ Layout::V1 { .. }) => Some(layout),
         Ok(other) => missing(format!("layout is {other:?}, not v1")),
         Err(e) => missing(format!("layout detection failed: {e}")),
     }
@@ -220,4 +226,93 @@ fn v1_parent_limit_is_respected_by_retrying_the_other_write_order() {
     let shorter = Quota::limited(20_000, 50_000);
     assert_eq!(c.write_quota(shorter).unwrap(), WriteOutcome::Written);
     assert_eq!(c.read_quota().unwrap(), shorter);
+}
+
+/// This process's descriptors open on files whose path contains `needle`.
+fn fds_on(needle: &str) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("list /proc/self/fd")
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter(|target| target.to_string_lossy().contains(needle))
+        .count()
+}
+
+#[test]
+fn a_lean_handle_samples_and_writes_a_real_quota() {
+    let Some(layout) = v1_layout() else { return };
+    // No room for extras: the handle keeps only cpuacct.usage open.
+    let budget = FdBudget::new(0);
+    let h = layout.hierarchy_with_budget(Arc::clone(&budget));
+    let rel = unique_name();
+    let mut cleanup = Cleanup {
+        hierarchy: h.as_ref(),
+        cgroups: vec![rel.clone()],
+        child: None,
+    };
+    h.create(&rel).expect("create test cgroup");
+    let child = cleanup.child.insert(busy_loop());
+    h.add_process(&rel, child.id()).expect("move busy loop in");
+
+    let mut cg = h.open(&rel).expect("open test cgroup");
+    let in_test_cgroup = format!("/{rel}/");
+    assert_eq!((budget.kept(), h.open_files()), (1, 1));
+    assert_eq!(fds_on(&in_test_cgroup), 1, "only cpuacct.usage stays open");
+
+    assert_eq!(cg.read_quota().unwrap(), Quota::unlimited(100_000));
+    let capped = Quota::limited(20_000, 100_000);
+    assert_eq!(cg.write_quota(capped).unwrap(), WriteOutcome::Written);
+    assert_eq!(cg.write_quota(capped).unwrap(), WriteOutcome::Unchanged);
+    assert_eq!(cg.read_quota().unwrap(), capped);
+    let Layout::V1 { cpu_root, .. } = &layout else {
+        unreachable!("v1_layout returns v1 layouts only")
+    };
+    let quota_file = cpu_root.join(&rel).join("cpu.cfs_quota_us");
+    assert_eq!(
+        std::fs::read_to_string(&quota_file).unwrap().trim(),
+        "20000"
+    );
+
+    // The kernel enforces it, and the lean reads (cpu.stat opened per sample) report it.
+    std::thread::sleep(Duration::from_millis(200));
+    let usage_before = cg.sample_usage().unwrap();
+    let (used, throttled) = measure(cg.as_mut(), Duration::from_secs(2));
+    eprintln!(
+        "lean handle, capped at 20%: used {:.1}% of one CPU, throttled in {throttled} periods",
+        used * 100.0
+    );
+    assert!(
+        (0.18..=0.22).contains(&used),
+        "a busy loop capped at 20% used {:.1}% of one CPU",
+        used * 100.0
+    );
+    assert!(throttled >= 10, "only {throttled} throttled periods in 2 s");
+    assert!(cg.sample_usage().unwrap() > usage_before);
+    // A new period as well: the period and quota files are written in a valid order.
+    let shorter = Quota::limited(10_000, 50_000);
+    assert_eq!(cg.write_quota(shorter).unwrap(), WriteOutcome::Written);
+    assert_eq!(cg.read_quota().unwrap(), shorter);
+    let period_file = quota_file.with_file_name("cpu.cfs_period_us");
+    assert_eq!(
+        std::fs::read_to_string(&period_file).unwrap().trim(),
+        "50000"
+    );
+    assert_eq!(
+        fds_on(&in_test_cgroup),
+        1,
+        "per-use opens were closed again"
+    );
+
+    cleanup.stop_child();
+    cleanup.remove(&rel).expect("remove test cgroup");
+    // Gone both on the kept descriptor (ENODEV) and on the per-use opens (ENOENT).
+    for err in [
+        cg.sample_usage().expect_err("usage of a removed cgroup"),
+        cg.sample().expect_err("sample of a removed cgroup"),
+        cg.read_quota().expect_err("quota of a removed cgroup"),
+    ] {
+        assert!(err.is_gone(), "expected Gone, got {err:?}");
+    }
+    drop(cg);
+    assert_eq!((budget.kept(), fds_on(&in_test_cgroup)), (0, 0));
 }

@@ -13,17 +13,25 @@ use super::CgroupError;
 /// Control files are small; this fits every one burstd reads (cgroup.procs may grow the buffer).
 const INITIAL_BUFFER: usize = 512;
 
-/// A control file kept open for repeated `pread`s, with its path for error messages.
+/// A control file read repeatedly, with its path for error messages. Normally kept open for
+/// `pread`s; a handle short of descriptor budget closes it after opening ([`Self::close`]), and
+/// each read then opens and closes it again, with the same errors.
 #[derive(Debug)]
 pub(crate) struct ControlFile {
-    file: File,
+    /// `None` once closed: reads open the file by path.
+    file: Option<File>,
     pub(crate) path: PathBuf,
+    controller: &'static str,
 }
 
 impl ControlFile {
     pub(crate) fn open(path: PathBuf, controller: &'static str) -> Result<Self, CgroupError> {
         let file = open_read(&path, controller)?;
-        Ok(ControlFile { file, path })
+        Ok(ControlFile {
+            file: Some(file),
+            path,
+            controller,
+        })
     }
 
     /// `None` if the file does not exist while its cgroup does (e.g. no burst on old kernels).
@@ -35,13 +43,27 @@ impl ControlFile {
         }
     }
 
+    /// Give the descriptor back: from now on each read opens the file (open + pread + close,
+    /// about 10× a `pread` on a kept descriptor).
+    pub(crate) fn close(&mut self) {
+        self.file = None;
+    }
+
     /// Re-read the file into `buf` and parse it; a parse failure carries the path and content.
     pub(crate) fn read<T>(
         &self,
         buf: &mut Vec<u8>,
         parse: impl FnOnce(&str) -> Result<T, &'static str>,
     ) -> Result<T, CgroupError> {
-        let text = read_at_start(&self.file, &self.path, buf)?;
+        let opened;
+        let file = match &self.file {
+            Some(file) => file,
+            None => {
+                opened = open_read(&self.path, self.controller)?;
+                &opened
+            }
+        };
+        let text = read_at_start(file, &self.path, buf)?;
         parse(text).map_err(|expected| CgroupError::Parse {
             path: self.path.clone(),
             content: text.to_owned(),

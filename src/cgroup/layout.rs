@@ -5,12 +5,13 @@
 //! Detection reads `/proc/self/mountinfo`; the parsing is pure so it is tested on captured texts.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use procfs::process::MountInfo;
 use procfs::FromBufRead;
 use procfs::ProcessCGroups;
 
-use super::{io, v1, v2, CgroupError, Hierarchy};
+use super::{io, v1, v2, CgroupError, FdBudget, Hierarchy};
 
 /// Where the CPU controllers are mounted.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,14 +125,25 @@ impl Layout {
         })
     }
 
-    /// The hierarchy implementation for this layout.
+    /// The hierarchy implementation for this layout, with a descriptor budget from the
+    /// process's soft open-file limit as it is now ([`FdBudget::from_rlimit`]): the daemon
+    /// builds it after raising the limit.
     pub fn hierarchy(&self) -> Box<dyn Hierarchy> {
+        self.hierarchy_with_budget(FdBudget::from_rlimit())
+    }
+
+    /// [`Layout::hierarchy`] with the given budget (tests inject small ones).
+    pub fn hierarchy_with_budget(&self, budget: Arc<FdBudget>) -> Box<dyn Hierarchy> {
         match self {
-            Layout::V2 { root } => Box::new(v2::V2Hierarchy::new(root.clone())),
+            Layout::V2 { root } => Box::new(v2::V2Hierarchy::with_budget(root.clone(), budget)),
             Layout::V1 {
                 cpu_root,
                 cpuacct_root,
-            } => Box::new(v1::V1Hierarchy::new(cpu_root.clone(), cpuacct_root.clone())),
+            } => Box::new(v1::V1Hierarchy::with_budget(
+                cpu_root.clone(),
+                cpuacct_root.clone(),
+                budget,
+            )),
         }
     }
 }

@@ -4,8 +4,10 @@
 //! The agent talks to the [`Hierarchy`] and [`Cgroup`] traits so that its control loop can run
 //! against an in-memory fake; [`v1`] and [`v2`] are the kernel implementations and [`Layout`]
 //! says which one this host needs. Every root path is injected, so the same code runs on fake
-//! trees in tempdirs.
+//! trees in tempdirs. A hierarchy and its handles share an [`FdBudget`]: how many control files
+//! the handles may keep open.
 
+pub mod budget;
 mod io;
 pub mod layout;
 pub mod parse;
@@ -16,6 +18,7 @@ pub mod v2;
 
 use std::path::PathBuf;
 
+pub use budget::FdBudget;
 pub use layout::{
     is_self_or_ancestor, own_cgroup_paths, read_own_cgroup_paths, sched_ext_enabled, Layout,
     SCHED_EXT_STATE,
@@ -75,7 +78,9 @@ pub enum WriteOutcome {
     Unchanged,
 }
 
-/// One open cgroup: its counters stay open so that a sample costs a few `pread`s.
+/// One open cgroup. Its usage counter stays open, so that the routine sample is one `pread`;
+/// its other control files stay open too while the hierarchy's [`FdBudget`] allows, and are
+/// otherwise opened for each read.
 pub trait Cgroup: Send {
     /// The path relative to the hierarchy root, without leading or trailing `/`.
     fn path(&self) -> &str;
@@ -121,6 +126,11 @@ pub trait Hierarchy: Send + Sync {
     fn add_process(&self, rel: &str, pid: u32) -> Result<(), CgroupError>;
     /// The processes in the cgroup.
     fn procs(&self, rel: &str) -> Result<Vec<u32>, CgroupError>;
+    /// The descriptors kept open by all live handles this hierarchy opened ([`FdBudget::kept`]);
+    /// 0 for implementations that keep none.
+    fn open_files(&self) -> usize {
+        0
+    }
 }
 
 /// What went wrong, where, and with which value.

@@ -9,7 +9,7 @@ use super::Layout;
 
 /// A fake hierarchy; the tempdir is removed when it is dropped.
 pub(crate) struct FakeTree {
-    _dir: TempDir,
+    dir: TempDir,
     pub(crate) layout: Layout,
 }
 
@@ -17,7 +17,7 @@ impl FakeTree {
     fn new(make: impl FnOnce(&std::path::Path) -> Layout) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let layout = make(dir.path());
-        let tree = FakeTree { _dir: dir, layout };
+        let tree = FakeTree { dir, layout };
         tree.add("");
         tree
     }
@@ -92,5 +92,18 @@ impl FakeTree {
 
     pub(crate) fn get(&self, rel: &str, file: &str) -> String {
         std::fs::read_to_string(self.file(rel, file)).expect("read fake control file")
+    }
+
+    /// How many descriptors of this process are open on files of this tree: the truth the
+    /// budget's count must match (other tests' trees are other tempdirs, so parallel tests do
+    /// not disturb it).
+    pub(crate) fn open_fds(&self) -> usize {
+        let dir = self.dir.path().canonicalize().expect("canonical tempdir");
+        std::fs::read_dir("/proc/self/fd")
+            .expect("list /proc/self/fd")
+            .flatten()
+            .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+            .filter(|target| target.starts_with(&dir))
+            .count()
     }
 }

@@ -4,7 +4,9 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use super::budget::{FdBudget, KeptFds};
 use super::io::{self, ControlFile};
 use super::parse;
 use super::{clean_rel, glob_dirs, lower_burst, Cgroup, CgroupError, Hierarchy};
@@ -15,13 +17,21 @@ use super::{Quota, Sample, WriteOutcome};
 pub struct V1Hierarchy {
     cpu_root: PathBuf,
     cpuacct_root: PathBuf,
+    budget: Arc<FdBudget>,
 }
 
 impl V1Hierarchy {
+    /// With a budget from the current open-file limit ([`FdBudget::from_rlimit`]).
     pub fn new(cpu_root: PathBuf, cpuacct_root: PathBuf) -> Self {
+        Self::with_budget(cpu_root, cpuacct_root, FdBudget::from_rlimit())
+    }
+
+    /// With the given descriptor budget, shared by all handles this hierarchy opens.
+    pub fn with_budget(cpu_root: PathBuf, cpuacct_root: PathBuf, budget: Arc<FdBudget>) -> Self {
         V1Hierarchy {
             cpu_root,
             cpuacct_root,
+            budget,
         }
     }
 
@@ -38,14 +48,19 @@ impl Hierarchy for V1Hierarchy {
             &self.cpu_root,
             &self.cpuacct_root,
             rel,
+            &self.budget,
         )?))
     }
 
     /// Matches in the cpu hierarchy that also exist in the cpuacct one (both are needed to
-    /// open them).
+    /// open them). Both hierarchies are globbed by directory listing and the sorted lists
+    /// intersected: a `stat` of each match was a sixth of the idle daemon's CPU.
     fn glob(&self, pattern: &str) -> Result<Vec<String>, CgroupError> {
         let mut found = glob_dirs(&self.cpu_root, pattern)?;
-        found.retain(|rel| self.cpuacct_root.join(rel).is_dir());
+        if self.cpuacct_root != self.cpu_root {
+            let in_cpuacct = glob_dirs(&self.cpuacct_root, pattern)?;
+            found.retain(|rel| in_cpuacct.binary_search(rel).is_ok());
+        }
         Ok(found)
     }
 
@@ -79,6 +94,10 @@ impl Hierarchy for V1Hierarchy {
         let path = self.cpu_root.join(clean_rel(rel)?).join("cgroup.procs");
         io::read_once(&path, "cgroup", parse::parse_procs)
     }
+
+    fn open_files(&self) -> usize {
+        self.budget.kept()
+    }
 }
 
 /// An open v1 cgroup (its directories in both hierarchies).
@@ -86,33 +105,57 @@ impl Hierarchy for V1Hierarchy {
 pub struct V1Cgroup {
     rel: String,
     id: u64,
+    /// Always kept open: the routine sample reads only this file.
     cpuacct_usage: ControlFile,
+    /// These are kept open only if `_fds` allowed it, else opened for each read.
     cpu_stat: ControlFile,
     cfs_quota_us: ControlFile,
     cfs_period_us: ControlFile,
     /// Absent on kernels before 5.14.
     cfs_burst_us: Option<ControlFile>,
+    /// The descriptors counted in the hierarchy's budget for this handle, given back on drop.
+    _fds: KeptFds,
     buf: Vec<u8>,
     /// The quota last written or read: a write of the same value is skipped.
     last: Option<Quota>,
 }
 
 impl V1Cgroup {
-    pub fn open(cpu_root: &Path, cpuacct_root: &Path, rel: &str) -> Result<Self, CgroupError> {
+    /// Open the cgroup's control files; all but `cpuacct.usage` are closed again at once if
+    /// `budget` is short (opening them still checks that they exist).
+    pub fn open(
+        cpu_root: &Path,
+        cpuacct_root: &Path,
+        rel: &str,
+        budget: &Arc<FdBudget>,
+    ) -> Result<Self, CgroupError> {
         let rel = clean_rel(rel)?;
         let cpu_dir = cpu_root.join(rel);
         let cpuacct_dir = cpuacct_root.join(rel);
         let id = std::fs::metadata(&cpuacct_dir)
             .map_err(|e| io::classify_read(e, &cpuacct_dir))?
             .ino();
+        let cpuacct_usage = ControlFile::open(cpuacct_dir.join("cpuacct.usage"), "cpuacct")?;
+        let mut cpu_stat = ControlFile::open(cpu_dir.join("cpu.stat"), "cpu")?;
+        let mut cfs_quota_us = ControlFile::open(cpu_dir.join("cpu.cfs_quota_us"), "cpu")?;
+        let mut cfs_period_us = ControlFile::open(cpu_dir.join("cpu.cfs_period_us"), "cpu")?;
+        let mut cfs_burst_us = ControlFile::open_optional(cpu_dir.join("cpu.cfs_burst_us"))?;
+        let fds = budget.keep(3 + usize::from(cfs_burst_us.is_some()));
+        if !fds.extras_kept() {
+            [&mut cpu_stat, &mut cfs_quota_us, &mut cfs_period_us]
+                .into_iter()
+                .chain(cfs_burst_us.iter_mut())
+                .for_each(ControlFile::close);
+        }
         Ok(V1Cgroup {
             rel: rel.to_owned(),
             id,
-            cpuacct_usage: ControlFile::open(cpuacct_dir.join("cpuacct.usage"), "cpuacct")?,
-            cpu_stat: ControlFile::open(cpu_dir.join("cpu.stat"), "cpu")?,
-            cfs_quota_us: ControlFile::open(cpu_dir.join("cpu.cfs_quota_us"), "cpu")?,
-            cfs_period_us: ControlFile::open(cpu_dir.join("cpu.cfs_period_us"), "cpu")?,
-            cfs_burst_us: ControlFile::open_optional(cpu_dir.join("cpu.cfs_burst_us"))?,
+            cpuacct_usage,
+            cpu_stat,
+            cfs_quota_us,
+            cfs_period_us,
+            cfs_burst_us,
+            _fds: fds,
             buf: Vec::new(),
             last: None,
         })
@@ -225,10 +268,21 @@ mod tests {
 
     const CG: &str = "docker/abc";
 
-    fn trees() -> [FakeTree; 2] {
-        let trees = [FakeTree::v1_separate(), FakeTree::v1_comounted()];
-        for tree in &trees {
-            tree.add(CG);
+    /// A budget whose handles keep all their files open, and one whose handles are all lean.
+    fn budgets() -> [Arc<FdBudget>; 2] {
+        [FdBudget::new(1000), FdBudget::new(0)]
+    }
+
+    /// Separate and co-mounted trees holding `CG`, each with full and with lean handles.
+    fn trees() -> Vec<(FakeTree, Box<dyn Hierarchy>)> {
+        let mut trees = Vec::new();
+        for make in [FakeTree::v1_separate, FakeTree::v1_comounted] {
+            for budget in budgets() {
+                let tree = make();
+                tree.add(CG);
+                let hierarchy = tree.layout.hierarchy_with_budget(budget);
+                trees.push((tree, hierarchy));
+            }
         }
         trees
     }
@@ -241,8 +295,7 @@ mod tests {
 
     #[test]
     fn sample_usage_reads_only_cpuacct_usage() {
-        for tree in trees() {
-            let h = tree.layout.hierarchy();
+        for (tree, h) in trees() {
             let mut cg = h.open(CG).unwrap();
             tree.set(CG, "cpuacct.usage", "777000000123\n");
             // A cpu.stat it cannot parse does not matter to the routine look.
@@ -254,8 +307,7 @@ mod tests {
 
     #[test]
     fn sample_reads_cpuacct_usage_and_cpu_stat() {
-        for tree in trees() {
-            let h = tree.layout.hierarchy();
+        for (tree, h) in trees() {
             let mut cg = h.open(CG).unwrap();
             tree.set(CG, "cpuacct.usage", "2000000123\n");
             tree.set(
@@ -277,8 +329,7 @@ mod tests {
 
     #[test]
     fn quota_formats_and_only_changed_period_is_written() {
-        for tree in trees() {
-            let h = tree.layout.hierarchy();
+        for (tree, h) in trees() {
             let mut cg = h.open(CG).unwrap();
             assert_eq!(cg.read_quota().unwrap(), Quota::unlimited(100_000));
             // Hand-mark the period: an unchanged period must not be rewritten.
@@ -297,8 +348,7 @@ mod tests {
 
     #[test]
     fn writes_only_on_change_until_forgotten() {
-        for tree in trees() {
-            let h = tree.layout.hierarchy();
+        for (tree, h) in trees() {
             let mut cg = h.open(CG).unwrap();
             let q = Quota::limited(20_000, 100_000);
             assert_eq!(cg.write_quota(q).unwrap(), WriteOutcome::Written);
@@ -313,47 +363,47 @@ mod tests {
 
     #[test]
     fn growing_period_is_written_before_the_quota() {
-        let tree = FakeTree::v1_separate();
-        tree.add(CG);
-        let mut cg = tree.layout.hierarchy().open(CG).unwrap();
-        cg.read_quota().unwrap(); // -1 / 100000
-        break_file(&tree, "cpu.cfs_quota_us");
-        assert!(cg.write_quota(Quota::limited(50_000, 200_000)).is_err());
-        assert_eq!(tree.get(CG, "cpu.cfs_period_us"), "200000");
+        for (tree, h) in trees() {
+            let mut cg = h.open(CG).unwrap();
+            cg.read_quota().unwrap(); // -1 / 100000
+            break_file(&tree, "cpu.cfs_quota_us");
+            assert!(cg.write_quota(Quota::limited(50_000, 200_000)).is_err());
+            assert_eq!(tree.get(CG, "cpu.cfs_period_us"), "200000");
+        }
     }
 
     #[test]
     fn shrinking_period_is_written_after_the_quota() {
-        let tree = FakeTree::v1_separate();
-        tree.add(CG);
-        let mut cg = tree.layout.hierarchy().open(CG).unwrap();
-        cg.read_quota().unwrap(); // -1 / 100000
-        break_file(&tree, "cpu.cfs_period_us");
-        assert!(cg.write_quota(Quota::limited(10_000, 50_000)).is_err());
-        assert_eq!(tree.get(CG, "cpu.cfs_quota_us"), "10000");
-        // The failure left the quota unknown, so the retry writes both again.
-        std::fs::remove_dir(tree.file(CG, "cpu.cfs_period_us")).unwrap();
-        std::fs::write(tree.file(CG, "cpu.cfs_period_us"), "100000\n").unwrap();
-        assert_eq!(
-            cg.write_quota(Quota::limited(10_000, 50_000)).unwrap(),
-            WriteOutcome::Written
-        );
-        assert_eq!(tree.get(CG, "cpu.cfs_period_us"), "50000");
+        for (tree, h) in trees() {
+            let mut cg = h.open(CG).unwrap();
+            cg.read_quota().unwrap(); // -1 / 100000
+            break_file(&tree, "cpu.cfs_period_us");
+            assert!(cg.write_quota(Quota::limited(10_000, 50_000)).is_err());
+            assert_eq!(tree.get(CG, "cpu.cfs_quota_us"), "10000");
+            // The failure left the quota unknown, so the retry writes both again.
+            std::fs::remove_dir(tree.file(CG, "cpu.cfs_period_us")).unwrap();
+            std::fs::write(tree.file(CG, "cpu.cfs_period_us"), "100000\n").unwrap();
+            assert_eq!(
+                cg.write_quota(Quota::limited(10_000, 50_000)).unwrap(),
+                WriteOutcome::Written
+            );
+            assert_eq!(tree.get(CG, "cpu.cfs_period_us"), "50000");
+        }
     }
 
     #[test]
     fn burst_is_lowered_first_and_only_when_above_the_quota() {
-        let tree = FakeTree::v1_separate();
-        tree.add(CG);
-        let mut cg = tree.layout.hierarchy().open(CG).unwrap();
-        cg.read_quota().unwrap();
-        tree.set(CG, "cpu.cfs_burst_us", "5000\n");
-        cg.write_quota(Quota::limited(20_000, 100_000)).unwrap();
-        assert_eq!(tree.get(CG, "cpu.cfs_burst_us"), "5000\n");
-        tree.set(CG, "cpu.cfs_burst_us", "50000\n");
-        break_file(&tree, "cpu.cfs_quota_us");
-        assert!(cg.write_quota(Quota::limited(10_000, 100_000)).is_err());
-        assert_eq!(tree.get(CG, "cpu.cfs_burst_us"), "10000");
+        for (tree, h) in trees() {
+            let mut cg = h.open(CG).unwrap();
+            cg.read_quota().unwrap();
+            tree.set(CG, "cpu.cfs_burst_us", "5000\n");
+            cg.write_quota(Quota::limited(20_000, 100_000)).unwrap();
+            assert_eq!(tree.get(CG, "cpu.cfs_burst_us"), "5000\n");
+            tree.set(CG, "cpu.cfs_burst_us", "50000\n");
+            break_file(&tree, "cpu.cfs_quota_us");
+            assert!(cg.write_quota(Quota::limited(10_000, 100_000)).is_err());
+            assert_eq!(tree.get(CG, "cpu.cfs_burst_us"), "10000");
+        }
     }
 
     #[test]
@@ -369,25 +419,34 @@ mod tests {
 
     #[test]
     fn removed_in_either_hierarchy_is_gone() {
-        for file in ["cpuacct.usage", "cpu.stat"] {
+        for (file, budget) in ["cpuacct.usage", "cpu.stat"]
+            .into_iter()
+            .flat_map(|file| budgets().map(|budget| (file, budget)))
+        {
+            let lean = budget.limit() == 0;
             let tree = FakeTree::v1_separate();
             tree.add(CG);
-            let h = tree.layout.hierarchy();
+            let h = tree.layout.hierarchy_with_budget(budget);
             let mut cg = h.open(CG).unwrap();
             std::fs::remove_dir_all(tree.file(CG, file).parent().unwrap()).unwrap();
             assert!(h.open(CG).err().unwrap().is_gone(), "{file}");
-            // Quota writes go to the cpu hierarchy only.
-            let write = cg.write_quota(Quota::limited(20_000, 100_000));
             if file == "cpu.stat" {
+                // Quota writes go to the cpu hierarchy only.
+                let write = cg.write_quota(Quota::limited(20_000, 100_000));
                 assert!(write.unwrap_err().is_gone());
+                // A lean handle opens cpu.stat and the quota by path, so it sees it too (a
+                // kept descriptor only does on a kernel: ENODEV).
+                if lean {
+                    assert!(cg.sample().unwrap_err().is_gone());
+                    assert!(cg.read_quota().unwrap_err().is_gone());
+                }
             }
         }
     }
 
     #[test]
     fn create_remove_and_procs_touch_both_hierarchies_once() {
-        for tree in trees() {
-            let h = tree.layout.hierarchy();
+        for (tree, h) in trees() {
             h.create("new/child").unwrap();
             assert!(tree
                 .file("new/child", "cpu.stat")
@@ -428,9 +487,134 @@ mod tests {
         let tree = FakeTree::v1_separate();
         tree.add("docker/a");
         tree.add("docker/b");
-        // Only in the cpu hierarchy: cannot be opened, so not listed.
-        std::fs::create_dir_all(tree.file("docker/c", "cpu.stat").parent().unwrap()).unwrap();
+        let only_in = |root: &str, rel: &str| {
+            let file = if root == "cpu" {
+                "cpu.stat"
+            } else {
+                "cpuacct.usage"
+            };
+            std::fs::create_dir_all(tree.file(rel, file).parent().unwrap()).unwrap();
+        };
+        // Only in one hierarchy: cannot be opened, so not listed.
+        only_in("cpu", "docker/c");
+        only_in("cpuacct", "docker/d");
+        only_in("cpu", "other/a");
+        // A directory in cpu whose cpuacct namesake is a file.
+        only_in("cpu", "docker/e");
+        std::fs::write(tree.file("docker/e", "cpuacct.usage").parent().unwrap(), "").unwrap();
         let h = tree.layout.hierarchy();
         assert_eq!(h.glob("docker/*").unwrap(), vec!["docker/a", "docker/b"]);
+        assert_eq!(h.glob("*/a").unwrap(), vec!["docker/a"]);
+        assert_eq!(h.glob("docker/?").unwrap(), vec!["docker/a", "docker/b"]);
+        assert_eq!(h.glob("docker/b").unwrap(), vec!["docker/b"]);
+        assert_eq!(h.glob("docker/c").unwrap(), Vec::<String>::new());
+        assert_eq!(h.glob("").unwrap(), vec![""]);
+    }
+
+    #[test]
+    fn glob_lists_comounted_cgroups_once() {
+        let tree = FakeTree::v1_comounted();
+        tree.add("docker/b");
+        tree.add("docker/a");
+        let h = tree.layout.hierarchy();
+        assert_eq!(h.glob("docker/*").unwrap(), vec!["docker/a", "docker/b"]);
+    }
+
+    #[test]
+    fn lean_handle_keeps_only_cpuacct_usage_open_and_still_works() {
+        for make in [FakeTree::v1_separate, FakeTree::v1_comounted] {
+            let tree = make();
+            tree.add(CG);
+            let budget = FdBudget::new(0);
+            let h = tree.layout.hierarchy_with_budget(Arc::clone(&budget));
+            let mut cg = h.open(CG).unwrap();
+            assert_eq!((budget.kept(), h.open_files(), tree.open_fds()), (1, 1, 1));
+
+            tree.set(CG, "cpuacct.usage", "5000000\n");
+            tree.set(
+                CG,
+                "cpu.stat",
+                "nr_periods 7\nnr_throttled 3\nthrottled_time 900\n",
+            );
+            assert_eq!(cg.sample_usage().unwrap(), 5_000_000);
+            let sample = Sample {
+                usage_ns: 5_000_000,
+                nr_periods: 7,
+                nr_throttled: 3,
+                throttled_ns: 900,
+            };
+            assert_eq!(cg.sample().unwrap(), sample);
+
+            assert_eq!(cg.read_quota().unwrap(), Quota::unlimited(100_000));
+            let q = Quota::limited(20_000, 100_000);
+            assert_eq!(cg.write_quota(q).unwrap(), WriteOutcome::Written);
+            assert_eq!(tree.get(CG, "cpu.cfs_quota_us"), "20000");
+            // Write-on-change still holds: another writer's value is not overwritten...
+            tree.set(CG, "cpu.cfs_quota_us", "-1\n");
+            assert_eq!(cg.write_quota(q).unwrap(), WriteOutcome::Unchanged);
+            assert_eq!(tree.get(CG, "cpu.cfs_quota_us"), "-1\n");
+            // ...but the drift check, a fresh open, sees it.
+            assert_eq!(cg.read_quota().unwrap(), Quota::unlimited(100_000));
+
+            // Errors as from a kept descriptor: the path and the content.
+            tree.set(CG, "cpu.cfs_period_us", "soon\n");
+            match cg.read_quota() {
+                Err(CgroupError::Parse { path, content, .. }) => {
+                    assert_eq!(path, tree.file(CG, "cpu.cfs_period_us"));
+                    assert_eq!(content, "soon\n");
+                }
+                other => panic!("expected Parse, got {other:?}"),
+            }
+            std::fs::remove_file(tree.file(CG, "cpu.stat")).unwrap();
+            let err = cg.sample().unwrap_err();
+            assert!(matches!(err, CgroupError::MissingFile { .. }), "{err:?}");
+
+            // Each read closed what it opened.
+            assert_eq!(tree.open_fds(), 1);
+            drop(cg);
+            assert_eq!((budget.kept(), h.open_files(), tree.open_fds()), (0, 0, 0));
+        }
+    }
+
+    #[test]
+    fn full_handles_keep_five_files_and_give_them_back_on_drop() {
+        let tree = FakeTree::v1_separate();
+        tree.add(CG);
+        tree.add("other");
+        let budget = FdBudget::new(1000);
+        let h = tree.layout.hierarchy_with_budget(Arc::clone(&budget));
+        let first = h.open(CG).unwrap();
+        assert_eq!((budget.kept(), h.open_files(), tree.open_fds()), (5, 5, 5));
+        let second = h.open("other").unwrap();
+        assert_eq!((budget.kept(), tree.open_fds()), (10, 10));
+        drop(first);
+        assert_eq!((budget.kept(), tree.open_fds()), (5, 5));
+        drop(second);
+        assert_eq!((budget.kept(), tree.open_fds()), (0, 0));
+        // A kernel without cpu.cfs_burst_us: four.
+        std::fs::remove_file(tree.file(CG, "cpu.cfs_burst_us")).unwrap();
+        let old_kernel = h.open(CG).unwrap();
+        assert_eq!((budget.kept(), tree.open_fds()), (4, 4));
+        drop(old_kernel);
+        assert_eq!(budget.kept(), 0);
+    }
+
+    #[test]
+    fn handles_open_lean_once_half_the_budget_is_kept() {
+        let tree = FakeTree::v1_separate();
+        tree.add(CG);
+        // Half of 20 is 10: two full handles (5 each), then only counters.
+        let budget = FdBudget::new(20);
+        let h = tree.layout.hierarchy_with_budget(Arc::clone(&budget));
+        let mut handles = Vec::new();
+        for kept in [5, 10, 11, 12] {
+            handles.push(h.open(CG).unwrap());
+            assert_eq!((budget.kept(), tree.open_fds()), (kept, kept));
+        }
+        for cg in &mut handles {
+            assert_eq!(cg.read_quota().unwrap(), Quota::unlimited(100_000));
+        }
+        drop(handles);
+        assert_eq!((budget.kept(), tree.open_fds()), (0, 0));
     }
 }

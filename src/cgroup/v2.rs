@@ -2,7 +2,9 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use super::budget::{FdBudget, KeptFds};
 use super::io::{self, ControlFile};
 use super::parse;
 use super::{clean_rel, glob_dirs, lower_burst, Cgroup, CgroupError, Hierarchy};
@@ -12,11 +14,18 @@ use super::{Quota, Sample, WriteOutcome};
 #[derive(Clone, Debug)]
 pub struct V2Hierarchy {
     root: PathBuf,
+    budget: Arc<FdBudget>,
 }
 
 impl V2Hierarchy {
+    /// With a budget from the current open-file limit ([`FdBudget::from_rlimit`]).
     pub fn new(root: PathBuf) -> Self {
-        V2Hierarchy { root }
+        Self::with_budget(root, FdBudget::from_rlimit())
+    }
+
+    /// With the given descriptor budget, shared by all handles this hierarchy opens.
+    pub fn with_budget(root: PathBuf, budget: Arc<FdBudget>) -> Self {
+        V2Hierarchy { root, budget }
     }
 }
 
@@ -34,7 +43,7 @@ fn enable_cpu_for_children(dir: &Path) -> Result<(), CgroupError> {
 
 impl Hierarchy for V2Hierarchy {
     fn open(&self, rel: &str) -> Result<Box<dyn Cgroup>, CgroupError> {
-        Ok(Box::new(V2Cgroup::open(&self.root, rel)?))
+        Ok(Box::new(V2Cgroup::open(&self.root, rel, &self.budget)?))
     }
 
     fn glob(&self, pattern: &str) -> Result<Vec<String>, CgroupError> {
@@ -65,6 +74,10 @@ impl Hierarchy for V2Hierarchy {
         let path = self.root.join(clean_rel(rel)?).join("cgroup.procs");
         io::read_once(&path, "cgroup", parse::parse_procs)
     }
+
+    fn open_files(&self) -> usize {
+        self.budget.kept()
+    }
 }
 
 /// An open v2 cgroup.
@@ -72,28 +85,44 @@ impl Hierarchy for V2Hierarchy {
 pub struct V2Cgroup {
     rel: String,
     id: u64,
+    /// Always kept open: every sample reads it.
     cpu_stat: ControlFile,
+    /// These are kept open only if `_fds` allowed it, else opened for each read.
     cpu_max: ControlFile,
     /// Absent on kernels before 5.14.
     cpu_max_burst: Option<ControlFile>,
+    /// The descriptors counted in the hierarchy's budget for this handle, given back on drop.
+    _fds: KeptFds,
     buf: Vec<u8>,
     /// The quota last written or read: a write of the same value is skipped.
     last: Option<Quota>,
 }
 
 impl V2Cgroup {
-    pub fn open(root: &Path, rel: &str) -> Result<Self, CgroupError> {
+    /// Open the cgroup's control files; all but `cpu.stat` are closed again at once if
+    /// `budget` is short (opening them still checks that they exist).
+    pub fn open(root: &Path, rel: &str, budget: &Arc<FdBudget>) -> Result<Self, CgroupError> {
         let rel = clean_rel(rel)?;
         let dir = root.join(rel);
         let id = std::fs::metadata(&dir)
             .map_err(|e| io::classify_read(e, &dir))?
             .ino();
+        let cpu_stat = ControlFile::open(dir.join("cpu.stat"), "cpu")?;
+        let mut cpu_max = ControlFile::open(dir.join("cpu.max"), "cpu")?;
+        let mut cpu_max_burst = ControlFile::open_optional(dir.join("cpu.max.burst"))?;
+        let fds = budget.keep(1 + usize::from(cpu_max_burst.is_some()));
+        if !fds.extras_kept() {
+            std::iter::once(&mut cpu_max)
+                .chain(cpu_max_burst.iter_mut())
+                .for_each(ControlFile::close);
+        }
         Ok(V2Cgroup {
             rel: rel.to_owned(),
             id,
-            cpu_stat: ControlFile::open(dir.join("cpu.stat"), "cpu")?,
-            cpu_max: ControlFile::open(dir.join("cpu.max"), "cpu")?,
-            cpu_max_burst: ControlFile::open_optional(dir.join("cpu.max.burst"))?,
+            cpu_stat,
+            cpu_max,
+            cpu_max_burst,
+            _fds: fds,
             buf: Vec::new(),
             last: None,
         })
@@ -168,132 +197,210 @@ mod tests {
         (tree, hierarchy)
     }
 
+    /// Trees holding `CG`, one with handles that keep all their files open, one with lean ones.
+    fn trees() -> [(FakeTree, Box<dyn Hierarchy>); 2] {
+        [FdBudget::new(1000), FdBudget::new(0)].map(|budget| {
+            let tree = FakeTree::v2();
+            tree.add(CG);
+            let hierarchy = tree.layout.hierarchy_with_budget(budget);
+            (tree, hierarchy)
+        })
+    }
+
     #[test]
     fn sample_converts_usec_to_ns_and_ignores_unknown_keys() {
-        let (tree, h) = tree();
-        let mut cg = h.open(CG).unwrap();
-        assert_eq!(cg.path(), CG);
-        tree.set(
-            CG,
-            "cpu.stat",
-            "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 31\nnr_throttled 30\n\
-             throttled_usec 2400\nnr_bursts 0\nburst_usec 0\nnew_key_2030 5\n",
-        );
-        let sample = cg.sample().unwrap();
-        assert_eq!(
-            sample,
-            Sample {
-                usage_ns: 1_500_000,
-                nr_periods: 31,
-                nr_throttled: 30,
-                throttled_ns: 2_400_000,
-            }
-        );
-        // The kept-open descriptor sees new values.
-        tree.set(CG, "cpu.stat", "usage_usec 2000\n");
-        assert_eq!(cg.sample().unwrap().usage_ns, 2_000_000);
-        tree.set(CG, "cpu.stat", "user_usec 2000\n");
-        let err = cg.sample().unwrap_err();
-        assert!(matches!(err, CgroupError::Parse { .. }), "{err}");
+        for (tree, h) in trees() {
+            let mut cg = h.open(CG).unwrap();
+            assert_eq!(cg.path(), CG);
+            tree.set(
+                CG,
+                "cpu.stat",
+                "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 31\nnr_throttled 30\n\
+                 throttled_usec 2400\nnr_bursts 0\nburst_usec 0\nnew_key_2030 5\n",
+            );
+            let sample = cg.sample().unwrap();
+            assert_eq!(
+                sample,
+                Sample {
+                    usage_ns: 1_500_000,
+                    nr_periods: 31,
+                    nr_throttled: 30,
+                    throttled_ns: 2_400_000,
+                }
+            );
+            // Each read sees new values (on the kept descriptor too).
+            tree.set(CG, "cpu.stat", "usage_usec 2000\n");
+            assert_eq!(cg.sample().unwrap().usage_ns, 2_000_000);
+            tree.set(CG, "cpu.stat", "user_usec 2000\n");
+            let err = cg.sample().unwrap_err();
+            assert!(matches!(err, CgroupError::Parse { .. }), "{err}");
+        }
     }
 
     #[test]
     fn writes_cpu_max_forms_and_reads_them_back() {
-        let (tree, h) = tree();
-        let mut cg = h.open(CG).unwrap();
-        assert_eq!(cg.read_quota().unwrap(), Quota::unlimited(100_000));
-        assert_eq!(
-            cg.write_quota(Quota::limited(20_000, 100_000)).unwrap(),
-            WriteOutcome::Written
-        );
-        assert_eq!(tree.get(CG, "cpu.max"), "20000 100000");
-        assert_eq!(cg.read_quota().unwrap(), Quota::limited(20_000, 100_000));
-        cg.write_quota(Quota::unlimited(50_000)).unwrap();
-        assert_eq!(tree.get(CG, "cpu.max"), "max 50000");
+        for (tree, h) in trees() {
+            let mut cg = h.open(CG).unwrap();
+            assert_eq!(cg.read_quota().unwrap(), Quota::unlimited(100_000));
+            assert_eq!(
+                cg.write_quota(Quota::limited(20_000, 100_000)).unwrap(),
+                WriteOutcome::Written
+            );
+            assert_eq!(tree.get(CG, "cpu.max"), "20000 100000");
+            assert_eq!(cg.read_quota().unwrap(), Quota::limited(20_000, 100_000));
+            cg.write_quota(Quota::unlimited(50_000)).unwrap();
+            assert_eq!(tree.get(CG, "cpu.max"), "max 50000");
+        }
     }
 
     #[test]
     fn writes_only_on_change_until_forgotten() {
-        let (tree, h) = tree();
-        let mut cg = h.open(CG).unwrap();
-        let q = Quota::limited(20_000, 100_000);
-        assert_eq!(cg.write_quota(q).unwrap(), WriteOutcome::Written);
-        // Another writer (systemd, kubelet) changes it; an unchanged write must not touch it.
-        tree.set(CG, "cpu.max", "max 100000\n");
-        assert_eq!(cg.write_quota(q).unwrap(), WriteOutcome::Unchanged);
-        assert_eq!(tree.get(CG, "cpu.max"), "max 100000\n");
-        // Drift seen: forget, and the next write restores the value.
-        cg.forget_written();
-        assert_eq!(cg.write_quota(q).unwrap(), WriteOutcome::Written);
-        assert_eq!(tree.get(CG, "cpu.max"), "20000 100000");
-        // A value read counts as known too.
-        tree.set(CG, "cpu.max", "30000 100000\n");
-        let read = cg.read_quota().unwrap();
-        assert_eq!(cg.write_quota(read).unwrap(), WriteOutcome::Unchanged);
-        assert_eq!(tree.get(CG, "cpu.max"), "30000 100000\n");
+        for (tree, h) in trees() {
+            let mut cg = h.open(CG).unwrap();
+            let q = Quota::limited(20_000, 100_000);
+            assert_eq!(cg.write_quota(q).unwrap(), WriteOutcome::Written);
+            // Another writer (systemd, kubelet) changes it; an unchanged write must not touch it.
+            tree.set(CG, "cpu.max", "max 100000\n");
+            assert_eq!(cg.write_quota(q).unwrap(), WriteOutcome::Unchanged);
+            assert_eq!(tree.get(CG, "cpu.max"), "max 100000\n");
+            // Drift seen: forget, and the next write restores the value.
+            cg.forget_written();
+            assert_eq!(cg.write_quota(q).unwrap(), WriteOutcome::Written);
+            assert_eq!(tree.get(CG, "cpu.max"), "20000 100000");
+            // A value read counts as known too.
+            tree.set(CG, "cpu.max", "30000 100000\n");
+            let read = cg.read_quota().unwrap();
+            assert_eq!(cg.write_quota(read).unwrap(), WriteOutcome::Unchanged);
+            assert_eq!(tree.get(CG, "cpu.max"), "30000 100000\n");
+        }
     }
 
     #[test]
     fn burst_is_lowered_before_the_quota() {
-        let (tree, h) = tree();
-        let mut cg = h.open(CG).unwrap();
-        tree.set(CG, "cpu.max.burst", "50000\n");
-        // Make cpu.max unwritable: the burst write must already have happened when it fails.
-        std::fs::remove_file(tree.file(CG, "cpu.max")).unwrap();
-        std::fs::create_dir(tree.file(CG, "cpu.max")).unwrap();
-        assert!(cg.write_quota(Quota::limited(20_000, 100_000)).is_err());
-        assert_eq!(tree.get(CG, "cpu.max.burst"), "20000");
-        // The failed write left the quota unknown: the next attempt really writes.
-        std::fs::remove_dir(tree.file(CG, "cpu.max")).unwrap();
-        std::fs::write(tree.file(CG, "cpu.max"), "max 100000\n").unwrap();
-        assert_eq!(
-            cg.write_quota(Quota::limited(20_000, 100_000)).unwrap(),
-            WriteOutcome::Written
-        );
-        assert_eq!(tree.get(CG, "cpu.max"), "20000 100000");
+        for (tree, h) in trees() {
+            let mut cg = h.open(CG).unwrap();
+            tree.set(CG, "cpu.max.burst", "50000\n");
+            // Make cpu.max unwritable: the burst write must already have happened when it fails.
+            std::fs::remove_file(tree.file(CG, "cpu.max")).unwrap();
+            std::fs::create_dir(tree.file(CG, "cpu.max")).unwrap();
+            assert!(cg.write_quota(Quota::limited(20_000, 100_000)).is_err());
+            assert_eq!(tree.get(CG, "cpu.max.burst"), "20000");
+            // The failed write left the quota unknown: the next attempt really writes.
+            std::fs::remove_dir(tree.file(CG, "cpu.max")).unwrap();
+            std::fs::write(tree.file(CG, "cpu.max"), "max 100000\n").unwrap();
+            assert_eq!(
+                cg.write_quota(Quota::limited(20_000, 100_000)).unwrap(),
+                WriteOutcome::Written
+            );
+            assert_eq!(tree.get(CG, "cpu.max"), "20000 100000");
+        }
     }
 
     #[test]
     fn burst_below_quota_and_unlimited_quota_leave_burst_alone() {
-        let (tree, h) = tree();
-        let mut cg = h.open(CG).unwrap();
-        tree.set(CG, "cpu.max.burst", "5000\n");
-        cg.write_quota(Quota::limited(20_000, 100_000)).unwrap();
-        assert_eq!(tree.get(CG, "cpu.max.burst"), "5000\n");
-        tree.set(CG, "cpu.max.burst", "50000\n");
-        cg.write_quota(Quota::unlimited(100_000)).unwrap();
-        assert_eq!(tree.get(CG, "cpu.max.burst"), "50000\n");
+        for (tree, h) in trees() {
+            let mut cg = h.open(CG).unwrap();
+            tree.set(CG, "cpu.max.burst", "5000\n");
+            cg.write_quota(Quota::limited(20_000, 100_000)).unwrap();
+            assert_eq!(tree.get(CG, "cpu.max.burst"), "5000\n");
+            tree.set(CG, "cpu.max.burst", "50000\n");
+            cg.write_quota(Quota::unlimited(100_000)).unwrap();
+            assert_eq!(tree.get(CG, "cpu.max.burst"), "50000\n");
+        }
     }
 
     #[test]
     fn kernel_without_burst_file_still_writes() {
-        let (tree, h) = tree();
-        std::fs::remove_file(tree.file(CG, "cpu.max.burst")).unwrap();
-        let mut cg = h.open(CG).unwrap();
-        cg.write_quota(Quota::limited(20_000, 100_000)).unwrap();
-        assert_eq!(tree.get(CG, "cpu.max"), "20000 100000");
+        for (tree, h) in trees() {
+            std::fs::remove_file(tree.file(CG, "cpu.max.burst")).unwrap();
+            let mut cg = h.open(CG).unwrap();
+            cg.write_quota(Quota::limited(20_000, 100_000)).unwrap();
+            assert_eq!(tree.get(CG, "cpu.max"), "20000 100000");
+        }
     }
 
     #[test]
     fn removed_cgroup_is_gone() {
-        let (tree, h) = tree();
-        let mut cg = h.open(CG).unwrap();
-        std::fs::remove_dir_all(tree.file(CG, "")).unwrap();
-        assert!(h.open(CG).err().unwrap().is_gone());
-        // Writes reopen by path, so they see it (reads on a kept fd only do on a kernel: ENODEV).
-        assert!(cg
-            .write_quota(Quota::limited(20_000, 100_000))
-            .unwrap_err()
-            .is_gone());
+        for (lean, (tree, h)) in [false, true].into_iter().zip(trees()) {
+            let mut cg = h.open(CG).unwrap();
+            std::fs::remove_dir_all(tree.file(CG, "")).unwrap();
+            assert!(h.open(CG).err().unwrap().is_gone());
+            // Writes reopen by path, so they see it (reads on a kept fd only do on a kernel: ENODEV).
+            assert!(cg
+                .write_quota(Quota::limited(20_000, 100_000))
+                .unwrap_err()
+                .is_gone());
+            // So do the reads of a lean handle.
+            if lean {
+                assert!(cg.read_quota().unwrap_err().is_gone());
+            }
+        }
     }
 
     #[test]
     fn controller_not_enabled_is_not_gone() {
-        let (tree, h) = tree();
-        std::fs::remove_file(tree.file(CG, "cpu.max")).unwrap();
-        let err = h.open(CG).err().unwrap();
-        assert!(matches!(err, CgroupError::MissingFile { .. }), "{err}");
-        assert!(err.to_string().contains("cpu controller"), "{err}");
+        for (tree, h) in trees() {
+            std::fs::remove_file(tree.file(CG, "cpu.max")).unwrap();
+            let err = h.open(CG).err().unwrap();
+            assert!(matches!(err, CgroupError::MissingFile { .. }), "{err}");
+            assert!(err.to_string().contains("cpu controller"), "{err}");
+        }
+    }
+
+    #[test]
+    fn lean_handle_keeps_only_cpu_stat_open_and_still_works() {
+        let tree = FakeTree::v2();
+        tree.add(CG);
+        let budget = FdBudget::new(0);
+        let h = tree.layout.hierarchy_with_budget(Arc::clone(&budget));
+        let mut cg = h.open(CG).unwrap();
+        assert_eq!((budget.kept(), h.open_files(), tree.open_fds()), (1, 1, 1));
+        tree.set(
+            CG,
+            "cpu.stat",
+            "usage_usec 1500\nnr_periods 2\nnr_throttled 1\n",
+        );
+        assert_eq!(cg.sample_usage().unwrap(), 1_500_000);
+        assert_eq!(cg.sample().unwrap().nr_throttled, 1);
+        assert_eq!(cg.read_quota().unwrap(), Quota::unlimited(100_000));
+        let q = Quota::limited(20_000, 100_000);
+        tree.set(CG, "cpu.max.burst", "50000\n");
+        assert_eq!(cg.write_quota(q).unwrap(), WriteOutcome::Written);
+        assert_eq!(tree.get(CG, "cpu.max.burst"), "20000");
+        assert_eq!(tree.get(CG, "cpu.max"), "20000 100000");
+        tree.set(CG, "cpu.max", "max 100000\n");
+        assert_eq!(cg.write_quota(q).unwrap(), WriteOutcome::Unchanged);
+        assert_eq!(tree.get(CG, "cpu.max"), "max 100000\n");
+        assert_eq!(cg.read_quota().unwrap(), Quota::unlimited(100_000));
+        tree.set(CG, "cpu.max", "lots\n");
+        match cg.read_quota() {
+            Err(CgroupError::Parse { path, content, .. }) => {
+                assert_eq!(path, tree.file(CG, "cpu.max"));
+                assert_eq!(content, "lots\n");
+            }
+            other => panic!("expected Parse, got {other:?}"),
+        }
+        assert_eq!(tree.open_fds(), 1);
+        drop(cg);
+        assert_eq!((budget.kept(), h.open_files(), tree.open_fds()), (0, 0, 0));
+    }
+
+    #[test]
+    fn full_handles_keep_three_files_and_give_them_back_on_drop() {
+        let tree = FakeTree::v2();
+        tree.add(CG);
+        let budget = FdBudget::new(1000);
+        let h = tree.layout.hierarchy_with_budget(Arc::clone(&budget));
+        let cg = h.open(CG).unwrap();
+        assert_eq!((budget.kept(), h.open_files(), tree.open_fds()), (3, 3, 3));
+        drop(cg);
+        assert_eq!((budget.kept(), tree.open_fds()), (0, 0));
+        // A kernel without cpu.max.burst: two.
+        std::fs::remove_file(tree.file(CG, "cpu.max.burst")).unwrap();
+        let cg = h.open(CG).unwrap();
+        assert_eq!((budget.kept(), tree.open_fds()), (2, 2));
+        drop(cg);
+        assert_eq!(budget.kept(), 0);
     }
 
     #[test]
