@@ -240,6 +240,14 @@ impl Cgroup for V1Cgroup {
         Ok(quota)
     }
 
+    /// One file: with no limit in force the period does not matter.
+    fn quota_is_unlimited(&mut self) -> Result<bool, CgroupError> {
+        let quota_us = self
+            .cfs_quota_us
+            .read(&mut self.buf, parse::parse_cfs_quota_us)?;
+        Ok(quota_us.is_none())
+    }
+
     fn write_quota(&mut self, quota: Quota) -> Result<WriteOutcome, CgroupError> {
         if self.last == Some(quota) {
             return Ok(WriteOutcome::Unchanged);
@@ -249,7 +257,11 @@ impl Cgroup for V1Cgroup {
         lower_burst(self.cfs_burst_us.as_ref(), &mut self.buf, quota.quota_us)?;
         match old {
             // Only the quota changed: one write, no period write (each write refills runtime).
-            Some(old) if old.period_us == quota.period_us => self.write_quota_us(quota.quota_us)?,
+            // From no limit, the period is written too: a drift check while no limit is in
+            // force reads only the quota, so another writer's period may be unseen.
+            Some(old) if old.period_us == quota.period_us && old.quota_us.is_some() => {
+                self.write_quota_us(quota.quota_us)?
+            }
             _ => self.write_quota_and_period(quota, old)?,
         }
         self.last = Some(quota);
@@ -332,7 +344,13 @@ mod tests {
         for (tree, h) in trees() {
             let mut cg = h.open(CG).unwrap();
             assert_eq!(cg.read_quota().unwrap(), Quota::unlimited(100_000));
-            // Hand-mark the period: an unchanged period must not be rewritten.
+            // From no limit the period is written too (a cheap drift check reads only the
+            // quota while no limit is in force, so a changed period may have gone unseen).
+            tree.set(CG, "cpu.cfs_period_us", "100000 untouched\n");
+            cg.write_quota(Quota::limited(30_000, 100_000)).unwrap();
+            assert_eq!(tree.get(CG, "cpu.cfs_quota_us"), "30000");
+            assert_eq!(tree.get(CG, "cpu.cfs_period_us"), "100000");
+            // Between limits, an unchanged period is not rewritten.
             tree.set(CG, "cpu.cfs_period_us", "100000 untouched\n");
             cg.write_quota(Quota::limited(20_000, 100_000)).unwrap();
             assert_eq!(tree.get(CG, "cpu.cfs_quota_us"), "20000");
@@ -343,6 +361,19 @@ mod tests {
             assert_eq!(tree.get(CG, "cpu.cfs_quota_us"), "10000");
             assert_eq!(tree.get(CG, "cpu.cfs_period_us"), "50000");
             assert_eq!(cg.read_quota().unwrap(), Quota::limited(10_000, 50_000));
+        }
+    }
+
+    #[test]
+    fn the_cheap_drift_check_reads_only_the_quota() {
+        for (tree, h) in trees() {
+            let mut cg = h.open(CG).unwrap();
+            assert!(cg.quota_is_unlimited().unwrap());
+            // A broken period file is not read: only the quota matters with no limit.
+            tree.set(CG, "cpu.cfs_period_us", "garbage\n");
+            assert!(cg.quota_is_unlimited().unwrap());
+            tree.set(CG, "cpu.cfs_quota_us", "50000\n");
+            assert!(!cg.quota_is_unlimited().unwrap());
         }
     }
 

@@ -167,7 +167,8 @@ impl Bucket {
     /// Account `spend` of CPU and `earn` of earnings that accrued together at constant rates
     /// over one interval. Exact for any split of an interval with constant rates: the only
     /// change of regime inside an interval (launch credits running out while E may be at its
-    /// limit) is split at the exact point.
+    /// limit) is split at the exact point, to one unit: the earnings of the part before L ran
+    /// out are rounded down (1 unit = 1/3.6e15 credit; in `simulate`, a time found 1 ns apart).
     pub fn step(
         &mut self,
         profile: &Profile,
