@@ -298,9 +298,37 @@ def main():
 
 
 FINDINGS = {
-    "idle": "",
-    "drain": "",
-    "scrape": "",
+    "idle": (
+        "**What was found and fixed.** `perf record` of the idle daemon: the kernel's read path for the counters "
+        "was most of it (v1 `cpu.stat` formatting on every look: routine looks now read only `cpuacct.usage`), "
+        "then the rescan's glob, which stat'ed every match in the cpuacct hierarchy (~17%; it now intersects two "
+        "directory listings), then drift checks (while burstd's own value is no limit, v1 now reads only "
+        "`cfs_quota_us`). At 10,000 cgroups a cold `pread` of `cpuacct.usage` costs ~3 µs, so a look at every "
+        "workload every second is ≥ 3% of a core before burstd does anything: a full bucket that is not spending "
+        "is now looked at every `full_interval_ms` (5 s; the accuracy bound this costs is in docs/semantics.md; "
+        "the `full_interval_ms = 1000` row is the old rate). **10,000 on this machine:** the sandbox's hard limit "
+        "of 20,000 open files (root may not raise it) makes ~8,000 of the 10,000 handles *lean* (they keep only "
+        "the usage counter open and open the quota file for each drift check, ~10× a `pread`; see "
+        "docs/decisions.md); with the limit a normal host allows (the unit sets `LimitNOFILE=1048576`) every "
+        "handle keeps its files open. Peak RSS is read after the five scrapes of §4, whose 15.8 MB body is "
+        "built in memory."
+    ),
+    "drain": (
+        "**What was found and fixed.** Every hold was saved to the state file at once, with an fsync: 100 holds "
+        "landing together meant up to 100 fsyncs on the loop, each delaying the other workloads' caps (latency "
+        "p99 14 ms, overshoot p99 7 ms). A hold follows from the balance, which a restart recomputes from the "
+        "counters, so holds and releases no longer force a save: latency p99 2 ms, overshoot p99 4 ms. The "
+        "overshoot exceeds the latency × 1 core because the kernel charges a running task's CPU to "
+        "`cpuacct.usage` at scheduler ticks, so a look can see up to a tick of CPU used before the previous look. "
+        "(The previous version of this table divided the whole run's overdraft, after the hold included, by the "
+        "average rate; it read 835 ms.)"
+    ),
+    "scrape": (
+        "**What was found and fixed.** Building a `prometheus-client` registry of 16 labelled families per "
+        "scrape, then copying the body twice, was most of the 23 ms at 1,000: the per-workload series are now "
+        "written straight into one buffer (docs/decisions.md), and a scrape reads the throttling counters only "
+        "while a limit is in force (they cannot move otherwise): 23 → 5 ms at 1,000."
+    ),
 }
 
 
