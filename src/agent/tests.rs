@@ -59,15 +59,16 @@ impl Manual {
             "boot-1".into(),
         )
     }
-    /// Advance time, running the agent's due ticks on the way.
-    fn run(&self, agent: &mut Agent, ns: u64) {
+    /// Advance time, running the agent's due ticks on the way. Returns the looks taken.
+    fn run(&self, agent: &mut Agent, ns: u64) -> usize {
         let end = self.t() + ns;
+        let mut looks = 0;
         loop {
             let next = agent.next_wake().unwrap_or(u64::MAX).min(end);
             self.now.store(next.max(self.t()), Ordering::SeqCst);
-            agent.tick(self.t(), self.t() / S);
+            looks += agent.tick(self.t(), self.t() / S);
             if self.t() >= end {
-                break;
+                return looks;
             }
         }
     }
@@ -499,26 +500,16 @@ fn a_full_idle_bucket_is_looked_at_every_full_interval_and_a_burst_soon_after() 
     assert_eq!(c.agent.full_interval_ms, 5000);
     let mut a = m.agent(&c, vec![]);
     a.rescan(m.t(), 0);
-    let looks = |a: &mut Agent, m: &Manual, secs: u64| {
-        let mut n = 0;
-        let end = m.t() + secs * S;
-        while let Some(at) = a.next_wake().filter(|&at| at <= end) {
-            m.now.store(at, Ordering::SeqCst);
-            n += a.tick(at, at / S);
-        }
-        m.now.store(end, Ordering::SeqCst);
-        n
-    };
     // 60 s idle at the limit: 12 looks, not 60.
-    assert_eq!(looks(&mut a, &m, 60), 12);
+    assert_eq!(m.run(&mut a, 60 * S), 12);
     // It starts burning one core: the next look comes within full_interval, and from then on
     // (no longer full) once a second.
     m.fake.group("idle").unwrap();
     if let Some(g) = m.fake.inner.lock().unwrap().groups.get_mut("idle") {
         g.demand_milli = 1000;
     }
-    assert_eq!(looks(&mut a, &m, 5), 1);
-    assert_eq!(looks(&mut a, &m, 10), 10);
+    assert_eq!(m.run(&mut a, 5 * S), 1);
+    assert_eq!(m.run(&mut a, 10 * S), 10);
     // Its balance: 288 − 15 s × (1 − 0.2 core) = 288 − 0.2 credits, give or take what one
     // coarse first look credits (at most baseline × full_interval = 1 CPU-s = 1/60 credit).
     let bal = a.get("idle").unwrap().bucket.balance().as_f64();
