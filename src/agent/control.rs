@@ -5,7 +5,7 @@
 
 use super::state::{SavedQuota, SavedWorkload, State, STATE_VERSION};
 use super::units::UnitResolver;
-use crate::cgroup::{is_self_or_ancestor, Cgroup, Hierarchy, Quota, Sample, WriteOutcome};
+use crate::cgroup::{is_self_or_ancestor, Cgroup, Fit, Hierarchy, Quota, Sample, WriteOutcome};
 use crate::config::{AgentConfig, Source, WorkloadSpec};
 use crate::credit::{
     time_to_exhaustion, Bucket, Credits, Family, LaunchLimiter, Mode, Policy, Profile, Rate,
@@ -335,6 +335,7 @@ impl Agent {
     /// leaves the ones that are gone to be noticed by their next sample (a stop).
     pub fn rescan(&mut self, now_ns: u64, wall_s: u64) {
         let specs = self.specs.clone();
+        let mut to_open = Vec::new();
         for spec in &specs {
             let found: Vec<(String, String)> = match &spec.source {
                 Source::Cgroup(p) => vec![(spec.name.clone(), p.clone())],
@@ -373,8 +374,12 @@ impl Agent {
                     // Moved to another cgroup (a unit restarted into a new one): stop, then start.
                     self.stop(i, wall_s);
                 }
-                self.open(i, &path, now_ns, wall_s);
+                to_open.push((i, path));
             }
+        }
+        self.fit_fd_budget(to_open.len());
+        for (i, path) in to_open {
+            self.open(i, &path, now_ns, wall_s);
         }
         // A workload that ran when the state was saved but whose cgroup is not there now
         // stopped while burstd was away: apply the stop (surplus charged, T2 credits lost).
@@ -388,6 +393,19 @@ impl Agent {
                 }
                 w.pending = None;
                 w.seen = true;
+            }
+        }
+    }
+
+    /// Plans the descriptor budget for the running handles plus `opening` new ones, and fits
+    /// every running handle to it: all give back what the plan no longer allows before any
+    /// claims room (see `cgroup::budget`). No syscalls unless a handle's files change.
+    fn fit_fd_budget(&mut self, opening: usize) {
+        let running = self.workloads.iter().filter(|w| w.is_running()).count();
+        self.hierarchy.plan_handles(running + opening);
+        for pass in [Fit::Release, Fit::Claim] {
+            for handle in self.workloads.iter_mut().filter_map(|w| w.handle.as_mut()) {
+                handle.fit_fds(pass);
             }
         }
     }

@@ -519,3 +519,52 @@ fn a_full_idle_bucket_is_looked_at_every_full_interval_and_a_burst_soon_after() 
         "{bal} vs {exact}"
     );
 }
+
+/// On real files (a fake v1 tree): a rescan plans the descriptor budget for every cgroup it is
+/// about to open, so that each handle keeps its quota file before any keeps its other files,
+/// and handles already open give back room before the new ones open.
+#[test]
+fn a_rescan_plans_the_fd_budget_before_opening_new_cgroups() {
+    use crate::cgroup::test_tree::FakeTree;
+    use crate::cgroup::FdBudget;
+    let tree = FakeTree::v1_separate();
+    for i in 0..10 {
+        tree.add(&format!("fleet/w{i}"));
+    }
+    let budget = FdBudget::new(25);
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(
+        "[[workload]]\nname = \"fleet\"\nmatch = \"fleet/*\"\nprofile = \"t3.micro\"\n",
+        dir.path(),
+    );
+    let mut agent = Agent::new(
+        c.agent,
+        c.workloads,
+        tree.layout.hierarchy_with_budget(Arc::clone(&budget)),
+        Box::new(NoUnits),
+        4,
+        vec![],
+        "b".into(),
+    );
+    agent.rescan(S, 0);
+    let running = |a: &Agent| a.workloads.iter().filter(|w| w.is_running()).count();
+    assert_eq!(running(&agent), 10);
+    // 10 counters, 10 quota files, and the 5 left hold one handle's 3 other files.
+    assert_eq!(
+        (budget.kept(), budget.quota_kept(), tree.open_fds()),
+        (23, 10, 23)
+    );
+    for i in 10..20 {
+        tree.add(&format!("fleet/w{i}"));
+    }
+    agent.rescan(2 * S, 0);
+    assert_eq!(running(&agent), 20);
+    // 20 counters leave room for 5 quota files: the old handles gave the rest back first.
+    assert_eq!(
+        (budget.kept(), budget.quota_kept(), tree.open_fds()),
+        (25, 5, 25)
+    );
+    // Every workload still reads its quota (the lean ones by opening it).
+    assert_eq!(agent.tick(8 * S, 0), 20);
+    assert_eq!(tree.open_fds(), 25);
+}

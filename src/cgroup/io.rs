@@ -3,6 +3,7 @@
 //!
 //! Files are never created: a misspelt control file must be an error, not a new file.
 
+use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::FileExt;
@@ -13,62 +14,83 @@ use super::CgroupError;
 /// Control files are small; this fits every one burstd reads (cgroup.procs may grow the buffer).
 const INITIAL_BUFFER: usize = 512;
 
-/// A control file read repeatedly, with its path for error messages. Normally kept open for
-/// `pread`s; a handle short of descriptor budget closes it after opening ([`Self::close`]), and
-/// each read then opens and closes it again, with the same errors.
+thread_local! {
+    /// The read buffer every control-file read on this thread reuses: one per thread rather
+    /// than one per handle (512 B × 10,000 handles was 5 MB), and no allocation per read.
+    static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A control file read repeatedly. It stores only its name: the handle holding it keeps the
+/// cgroup's directory, and paths are built only for an open or an error message. Normally kept
+/// open for `pread`s; a handle short of descriptor budget closes it ([`Self::close`]), and each
+/// read then opens and closes it again, with the same errors.
 #[derive(Debug)]
 pub(crate) struct ControlFile {
-    /// `None` once closed: reads open the file by path.
+    /// `None` while closed: reads open the file by path.
     file: Option<File>,
-    pub(crate) path: PathBuf,
+    name: &'static str,
     controller: &'static str,
 }
 
 impl ControlFile {
-    pub(crate) fn open(path: PathBuf, controller: &'static str) -> Result<Self, CgroupError> {
-        let file = open_read(&path, controller)?;
+    /// Open `dir/name`; `controller` names what must be enabled for it to exist.
+    pub(crate) fn open(
+        dir: &Path,
+        name: &'static str,
+        controller: &'static str,
+    ) -> Result<Self, CgroupError> {
+        let file = open_read(&dir.join(name), controller)?;
         Ok(ControlFile {
             file: Some(file),
-            path,
+            name,
             controller,
         })
     }
 
     /// `None` if the file does not exist while its cgroup does (e.g. no burst on old kernels).
-    pub(crate) fn open_optional(path: PathBuf) -> Result<Option<Self>, CgroupError> {
-        match Self::open(path, "cpu") {
+    pub(crate) fn open_optional(
+        dir: &Path,
+        name: &'static str,
+    ) -> Result<Option<Self>, CgroupError> {
+        match Self::open(dir, name, "cpu") {
             Ok(file) => Ok(Some(file)),
             Err(CgroupError::MissingFile { .. }) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    /// Give the descriptor back: from now on each read opens the file (open + pread + close,
-    /// about 10× a `pread` on a kept descriptor).
-    pub(crate) fn close(&mut self) {
-        self.file = None;
+    /// Its path, for a write or an error message.
+    pub(crate) fn path(&self, dir: &Path) -> PathBuf {
+        dir.join(self.name)
     }
 
-    /// Re-read the file into `buf` and parse it; a parse failure carries the path and content.
+    /// Keep the descriptor open (opening it if closed) or close it: each read of a closed file
+    /// opens it (open + pread + close, 5–10× a `pread` on a kept descriptor). An open that
+    /// fails leaves it closed: the next read opens it and reports the error.
+    pub(crate) fn keep_open(&mut self, dir: &Path, keep: bool) {
+        if !keep {
+            self.file = None;
+        } else if self.file.is_none() {
+            self.file = open_read(&self.path(dir), self.controller).ok();
+        }
+    }
+
+    /// Re-read the file into this thread's buffer and parse it; a parse failure carries the
+    /// path and content.
     pub(crate) fn read<T>(
         &self,
-        buf: &mut Vec<u8>,
+        dir: &Path,
         parse: impl FnOnce(&str) -> Result<T, &'static str>,
     ) -> Result<T, CgroupError> {
         let opened;
         let file = match &self.file {
             Some(file) => file,
             None => {
-                opened = open_read(&self.path, self.controller)?;
+                opened = open_read(&self.path(dir), self.controller)?;
                 &opened
             }
         };
-        let text = read_at_start(file, &self.path, buf)?;
-        parse(text).map_err(|expected| CgroupError::Parse {
-            path: self.path.clone(),
-            content: text.to_owned(),
-            expected,
-        })
+        BUFFER.with_borrow_mut(|buf| read_parsed(file, buf, || self.path(dir), parse))
     }
 }
 
@@ -81,13 +103,28 @@ pub(crate) fn open_read(path: &Path, controller: &'static str) -> Result<File, C
         .map_err(|e| classify_open(e, path, controller))
 }
 
-/// Read the whole file from offset 0 into `buf`, which is kept by the caller so that repeated
-/// samples do not allocate. A kept-open descriptor re-read with `pread` returns fresh values.
-pub(crate) fn read_at_start<'b>(
-    file: &File,
-    path: &Path,
-    buf: &'b mut Vec<u8>,
-) -> Result<&'b str, CgroupError> {
+/// Why [`read_at_start`] failed, before the path is attached.
+pub(crate) enum ReadFailure {
+    Io(std::io::Error),
+    NotUtf8(String),
+}
+
+impl ReadFailure {
+    pub(crate) fn at(self, path: PathBuf) -> CgroupError {
+        match self {
+            ReadFailure::Io(e) => classify_read(e, &path),
+            ReadFailure::NotUtf8(content) => CgroupError::Parse {
+                path,
+                content,
+                expected: "UTF-8 text",
+            },
+        }
+    }
+}
+
+/// Read the whole file from offset 0 into `buf`, which the caller keeps so that repeated reads
+/// do not allocate. A kept-open descriptor re-read with `pread` returns fresh values.
+pub(crate) fn read_at_start<'b>(file: &File, buf: &'b mut Vec<u8>) -> Result<&'b str, ReadFailure> {
     if buf.len() < INITIAL_BUFFER {
         buf.resize(INITIAL_BUFFER, 0);
     }
@@ -107,14 +144,11 @@ pub(crate) fn read_at_start<'b>(
             }
             Ok(n) => filled += n,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(classify_read(e, path)),
+            Err(e) => return Err(ReadFailure::Io(e)),
         }
     }
-    std::str::from_utf8(&buf[..filled]).map_err(|_| CgroupError::Parse {
-        path: path.to_owned(),
-        content: String::from_utf8_lossy(&buf[..filled]).into_owned(),
-        expected: "UTF-8 text",
-    })
+    std::str::from_utf8(&buf[..filled])
+        .map_err(|_| ReadFailure::NotUtf8(String::from_utf8_lossy(&buf[..filled]).into_owned()))
 }
 
 /// Open, read, parse and close: for files read rarely (`cgroup.procs`, `cgroup.controllers`).
@@ -123,7 +157,23 @@ pub(crate) fn read_once<T>(
     controller: &'static str,
     parse: impl FnOnce(&str) -> Result<T, &'static str>,
 ) -> Result<T, CgroupError> {
-    ControlFile::open(path.to_owned(), controller)?.read(&mut Vec::new(), parse)
+    let file = open_read(path, controller)?;
+    read_parsed(&file, &mut Vec::new(), || path.to_owned(), parse)
+}
+
+/// [`read_at_start`] and `parse`; errors carry the path (built only then) and the content.
+fn read_parsed<T>(
+    file: &File,
+    buf: &mut Vec<u8>,
+    path: impl Fn() -> PathBuf,
+    parse: impl FnOnce(&str) -> Result<T, &'static str>,
+) -> Result<T, CgroupError> {
+    let text = read_at_start(file, buf).map_err(|e| e.at(path()))?;
+    parse(text).map_err(|expected| CgroupError::Parse {
+        path: path(),
+        content: text.to_owned(),
+        expected,
+    })
 }
 
 /// Create `root/rel` and its missing parents, calling `before_each` with each parent before its
@@ -267,7 +317,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = open_read(&dir.path().join("cpu.max"), "cpu").unwrap_err();
         assert!(matches!(err, CgroupError::MissingFile { .. }), "{err:?}");
-        assert!(ControlFile::open_optional(dir.path().join("cpu.max.burst"))
+        assert!(ControlFile::open_optional(dir.path(), "cpu.max.burst")
             .unwrap()
             .is_none());
         let err = open_read(&dir.path().join("gone/cpu.max"), "cpu").unwrap_err();
@@ -281,11 +331,12 @@ mod tests {
         std::fs::write(&path, "1\n").unwrap();
         let file = open_read(&path, "cgroup").unwrap();
         let mut buf = Vec::new();
-        assert_eq!(read_at_start(&file, &path, &mut buf).unwrap(), "1\n");
+        let read = |buf: &mut Vec<u8>| read_at_start(&file, buf).ok().map(str::to_owned);
+        assert_eq!(read(&mut buf).as_deref(), Some("1\n"));
         let long = "123456\n".repeat(500);
         std::fs::write(&path, &long).unwrap();
-        assert_eq!(read_at_start(&file, &path, &mut buf).unwrap(), long);
+        assert_eq!(read(&mut buf), Some(long));
         write_value(&path, "42", "cgroup").unwrap();
-        assert_eq!(read_at_start(&file, &path, &mut buf).unwrap(), "42");
+        assert_eq!(read(&mut buf).as_deref(), Some("42"));
     }
 }

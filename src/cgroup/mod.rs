@@ -12,13 +12,13 @@ mod io;
 pub mod layout;
 pub mod parse;
 #[cfg(test)]
-mod test_tree;
+pub(crate) mod test_tree;
 pub mod v1;
 pub mod v2;
 
 use std::path::PathBuf;
 
-pub use budget::FdBudget;
+pub use budget::{FdBudget, Fit};
 pub use layout::{
     is_self_or_ancestor, own_cgroup_paths, read_own_cgroup_paths, sched_ext_enabled, Layout,
     SCHED_EXT_STATE,
@@ -108,6 +108,9 @@ pub trait Cgroup: Send {
     /// Forget the last known quota, so that the next [`Cgroup::write_quota`] really writes
     /// (after another writer was seen to change it).
     fn forget_written(&mut self);
+    /// Keep open or close control files to fit the hierarchy's [`FdBudget`] plan (see
+    /// [`budget`]): the agent calls this on every handle after [`Hierarchy::plan_handles`].
+    fn fit_fds(&mut self, _pass: Fit) {}
 }
 
 /// A cgroup hierarchy (v1: the `cpu` and `cpuacct` hierarchies together) with its root injected.
@@ -131,6 +134,10 @@ pub trait Hierarchy: Send + Sync {
     fn open_files(&self) -> usize {
         0
     }
+    /// Plan the descriptor budget for `handles` live handles ([`FdBudget::plan`]); then fit
+    /// every live handle with [`Cgroup::fit_fds`], a [`Fit::Release`] pass before a
+    /// [`Fit::Claim`] pass.
+    fn plan_handles(&self, _handles: usize) {}
 }
 
 /// What went wrong, where, and with which value.
@@ -196,14 +203,14 @@ impl CgroupError {
 /// is above it: the kernel refuses a quota below the burst with EINVAL, so this comes first.
 fn lower_burst(
     burst: Option<&io::ControlFile>,
-    buf: &mut Vec<u8>,
+    dir: &std::path::Path,
     new_quota_us: Option<u64>,
 ) -> Result<(), CgroupError> {
     let (Some(burst), Some(new_quota_us)) = (burst, new_quota_us) else {
         return Ok(());
     };
-    if burst.read(buf, parse::parse_u64)? > new_quota_us {
-        io::write_value(&burst.path, &new_quota_us.to_string(), "cpu")?;
+    if burst.read(dir, parse::parse_u64)? > new_quota_us {
+        io::write_value(&burst.path(dir), &new_quota_us.to_string(), "cpu")?;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::budget::{FdBudget, KeptFds};
+use super::budget::{FdBudget, Fit, KeptFds};
 use super::io::{self, ControlFile};
 use super::parse;
 use super::{clean_rel, glob_dirs, lower_burst, Cgroup, CgroupError, Hierarchy};
@@ -98,31 +98,36 @@ impl Hierarchy for V1Hierarchy {
     fn open_files(&self) -> usize {
         self.budget.kept()
     }
+
+    fn plan_handles(&self, handles: usize) {
+        self.budget.plan(handles);
+    }
 }
 
 /// An open v1 cgroup (its directories in both hierarchies).
 #[derive(Debug)]
 pub struct V1Cgroup {
-    rel: String,
+    rel: Box<str>,
     id: u64,
-    /// Always kept open: the routine sample reads only this file.
+    cpu_dir: Box<Path>,
+    cpuacct_dir: Box<Path>,
+    /// In `cpuacct_dir`, always kept open: the routine sample reads only this file.
     cpuacct_usage: ControlFile,
-    /// These are kept open only if `_fds` allowed it, else opened for each read.
-    cpu_stat: ControlFile,
+    /// In `cpu_dir`; kept open as far as `fds` allows, else opened for each read.
     cfs_quota_us: ControlFile,
+    cpu_stat: ControlFile,
     cfs_period_us: ControlFile,
     /// Absent on kernels before 5.14.
     cfs_burst_us: Option<ControlFile>,
     /// The descriptors counted in the hierarchy's budget for this handle, given back on drop.
-    _fds: KeptFds,
-    buf: Vec<u8>,
+    fds: KeptFds,
     /// The quota last written or read: a write of the same value is skipped.
     last: Option<Quota>,
 }
 
 impl V1Cgroup {
-    /// Open the cgroup's control files; all but `cpuacct.usage` are closed again at once if
-    /// `budget` is short (opening them still checks that they exist).
+    /// Open the cgroup's control files (which checks that they exist); those `budget` has no
+    /// room for are closed again at once.
     pub fn open(
         cpu_root: &Path,
         cpuacct_root: &Path,
@@ -135,39 +140,41 @@ impl V1Cgroup {
         let id = std::fs::metadata(&cpuacct_dir)
             .map_err(|e| io::classify_read(e, &cpuacct_dir))?
             .ino();
-        let cpuacct_usage = ControlFile::open(cpuacct_dir.join("cpuacct.usage"), "cpuacct")?;
-        let mut cpu_stat = ControlFile::open(cpu_dir.join("cpu.stat"), "cpu")?;
-        let mut cfs_quota_us = ControlFile::open(cpu_dir.join("cpu.cfs_quota_us"), "cpu")?;
-        let mut cfs_period_us = ControlFile::open(cpu_dir.join("cpu.cfs_period_us"), "cpu")?;
-        let mut cfs_burst_us = ControlFile::open_optional(cpu_dir.join("cpu.cfs_burst_us"))?;
-        let fds = budget.keep(3 + usize::from(cfs_burst_us.is_some()));
-        if !fds.extras_kept() {
-            [&mut cpu_stat, &mut cfs_quota_us, &mut cfs_period_us]
-                .into_iter()
-                .chain(cfs_burst_us.iter_mut())
-                .for_each(ControlFile::close);
-        }
-        Ok(V1Cgroup {
-            rel: rel.to_owned(),
+        let mut cg = V1Cgroup {
+            rel: rel.into(),
             id,
-            cpuacct_usage,
-            cpu_stat,
-            cfs_quota_us,
-            cfs_period_us,
-            cfs_burst_us,
-            _fds: fds,
-            buf: Vec::new(),
+            cpuacct_usage: ControlFile::open(&cpuacct_dir, "cpuacct.usage", "cpuacct")?,
+            cfs_quota_us: ControlFile::open(&cpu_dir, "cpu.cfs_quota_us", "cpu")?,
+            cpu_stat: ControlFile::open(&cpu_dir, "cpu.stat", "cpu")?,
+            cfs_period_us: ControlFile::open(&cpu_dir, "cpu.cfs_period_us", "cpu")?,
+            cfs_burst_us: ControlFile::open_optional(&cpu_dir, "cpu.cfs_burst_us")?,
+            cpu_dir: cpu_dir.into(),
+            cpuacct_dir: cpuacct_dir.into(),
+            fds: budget.counter(),
             last: None,
-        })
+        };
+        cg.fit_fds(Fit::Claim);
+        Ok(cg)
+    }
+
+    /// A tier over the budget's allowance is given back at the next quota read.
+    fn release_if_over(&mut self) {
+        if self.fds.over() {
+            self.fit_fds(Fit::Release);
+        }
     }
 
     fn write_quota_us(&self, quota_us: Option<u64>) -> Result<(), CgroupError> {
         let value = quota_us.map_or_else(|| "-1".to_owned(), |q| q.to_string());
-        io::write_value(&self.cfs_quota_us.path, &value, "cpu")
+        io::write_value(&self.cfs_quota_us.path(&self.cpu_dir), &value, "cpu")
     }
 
     fn write_period_us(&self, period_us: u64) -> Result<(), CgroupError> {
-        io::write_value(&self.cfs_period_us.path, &period_us.to_string(), "cpu")
+        io::write_value(
+            &self.cfs_period_us.path(&self.cpu_dir),
+            &period_us.to_string(),
+            "cpu",
+        )
     }
 
     /// Write quota and period in the order that keeps every intermediate state valid: the
@@ -213,8 +220,10 @@ impl Cgroup for V1Cgroup {
     }
 
     fn sample(&mut self) -> Result<Sample, CgroupError> {
-        let usage_ns = self.cpuacct_usage.read(&mut self.buf, parse::parse_u64)?;
-        let stat = self.cpu_stat.read(&mut self.buf, parse::parse_cpu_stat)?;
+        let usage_ns = self
+            .cpuacct_usage
+            .read(&self.cpuacct_dir, parse::parse_u64)?;
+        let stat = self.cpu_stat.read(&self.cpu_dir, parse::parse_cpu_stat)?;
         Ok(Sample {
             usage_ns,
             nr_periods: stat.nr_periods,
@@ -224,14 +233,15 @@ impl Cgroup for V1Cgroup {
     }
 
     fn sample_usage(&mut self) -> Result<u64, CgroupError> {
-        self.cpuacct_usage.read(&mut self.buf, parse::parse_u64)
+        self.cpuacct_usage.read(&self.cpuacct_dir, parse::parse_u64)
     }
 
     fn read_quota(&mut self) -> Result<Quota, CgroupError> {
+        self.release_if_over();
         let quota_us = self
             .cfs_quota_us
-            .read(&mut self.buf, parse::parse_cfs_quota_us)?;
-        let period_us = self.cfs_period_us.read(&mut self.buf, parse::parse_u64)?;
+            .read(&self.cpu_dir, parse::parse_cfs_quota_us)?;
+        let period_us = self.cfs_period_us.read(&self.cpu_dir, parse::parse_u64)?;
         let quota = Quota {
             quota_us,
             period_us,
@@ -242,9 +252,10 @@ impl Cgroup for V1Cgroup {
 
     /// One file: with no limit in force the period does not matter.
     fn quota_is_unlimited(&mut self) -> Result<bool, CgroupError> {
+        self.release_if_over();
         let quota_us = self
             .cfs_quota_us
-            .read(&mut self.buf, parse::parse_cfs_quota_us)?;
+            .read(&self.cpu_dir, parse::parse_cfs_quota_us)?;
         Ok(quota_us.is_none())
     }
 
@@ -254,7 +265,7 @@ impl Cgroup for V1Cgroup {
         }
         // Unknown until the writes succeed: a failed write must not be taken for a done one.
         let old = self.last.take();
-        lower_burst(self.cfs_burst_us.as_ref(), &mut self.buf, quota.quota_us)?;
+        lower_burst(self.cfs_burst_us.as_ref(), &self.cpu_dir, quota.quota_us)?;
         match old {
             // Only the quota changed: one write, no period write (each write refills runtime).
             // From no limit, the period is written too: a drift check while no limit is in
@@ -270,6 +281,24 @@ impl Cgroup for V1Cgroup {
 
     fn forget_written(&mut self) {
         self.last = None;
+    }
+
+    fn fit_fds(&mut self, pass: Fit) {
+        let rest = 2 + usize::from(self.cfs_burst_us.is_some());
+        let tiers = self.fds.fit(rest, pass);
+        let V1Cgroup {
+            cpu_dir,
+            cfs_quota_us,
+            cpu_stat,
+            cfs_period_us,
+            cfs_burst_us,
+            ..
+        } = self;
+        cfs_quota_us.keep_open(cpu_dir, tiers.quota);
+        [cpu_stat, cfs_period_us]
+            .into_iter()
+            .chain(cfs_burst_us.as_mut())
+            .for_each(|f| f.keep_open(cpu_dir, tiers.rest));
     }
 }
 
@@ -631,20 +660,37 @@ mod tests {
     }
 
     #[test]
-    fn handles_open_lean_once_half_the_budget_is_kept() {
+    fn handles_keep_files_by_tier_as_the_plan_allows_and_give_them_back() {
         let tree = FakeTree::v1_separate();
         tree.add(CG);
-        // Half of 20 is 10: two full handles (5 each), then only counters.
+        // 5 handles in 20: 5 counters, 5 quota files, 10 left: three handles' 3 other files.
         let budget = FdBudget::new(20);
         let h = tree.layout.hierarchy_with_budget(Arc::clone(&budget));
+        h.plan_handles(5);
         let mut handles = Vec::new();
-        for kept in [5, 10, 11, 12] {
+        for kept in [5, 10, 15, 17, 19] {
             handles.push(h.open(CG).unwrap());
             assert_eq!((budget.kept(), tree.open_fds()), (kept, kept));
         }
         for cg in &mut handles {
             assert_eq!(cg.read_quota().unwrap(), Quota::unlimited(100_000));
+            assert_eq!(cg.sample().unwrap().usage_ns, 0);
         }
+        // Planned for 10: a quota file each, nothing else.
+        h.plan_handles(10);
+        handles.iter_mut().for_each(|cg| cg.fit_fds(Fit::Release));
+        assert_eq!((budget.kept(), tree.open_fds()), (10, 10));
+        // Planned for 18 (fewer than planned are open, so no doubling): room for 2 quota
+        // files. No pass: each handle over the allowance gives its file back at its next read.
+        h.plan_handles(18);
+        for cg in &mut handles {
+            assert_eq!(cg.read_quota().unwrap(), Quota::unlimited(100_000));
+        }
+        assert_eq!((budget.kept(), tree.open_fds()), (7, 7));
+        // Back to 5: a claim pass reopens what fits.
+        h.plan_handles(5);
+        handles.iter_mut().for_each(|cg| cg.fit_fds(Fit::Claim));
+        assert_eq!((budget.kept(), tree.open_fds()), (19, 19));
         drop(handles);
         assert_eq!((budget.kept(), tree.open_fds()), (0, 0));
     }

@@ -4,7 +4,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::budget::{FdBudget, KeptFds};
+use super::budget::{FdBudget, Fit, KeptFds};
 use super::io::{self, ControlFile};
 use super::parse;
 use super::{clean_rel, glob_dirs, lower_burst, Cgroup, CgroupError, Hierarchy};
@@ -78,54 +78,51 @@ impl Hierarchy for V2Hierarchy {
     fn open_files(&self) -> usize {
         self.budget.kept()
     }
+
+    fn plan_handles(&self, handles: usize) {
+        self.budget.plan(handles);
+    }
 }
 
 /// An open v2 cgroup.
 #[derive(Debug)]
 pub struct V2Cgroup {
-    rel: String,
+    rel: Box<str>,
     id: u64,
+    dir: Box<Path>,
     /// Always kept open: every sample reads it.
     cpu_stat: ControlFile,
-    /// These are kept open only if `_fds` allowed it, else opened for each read.
+    /// Kept open as far as `fds` allows, else opened for each read.
     cpu_max: ControlFile,
     /// Absent on kernels before 5.14.
     cpu_max_burst: Option<ControlFile>,
     /// The descriptors counted in the hierarchy's budget for this handle, given back on drop.
-    _fds: KeptFds,
-    buf: Vec<u8>,
+    fds: KeptFds,
     /// The quota last written or read: a write of the same value is skipped.
     last: Option<Quota>,
 }
 
 impl V2Cgroup {
-    /// Open the cgroup's control files; all but `cpu.stat` are closed again at once if
-    /// `budget` is short (opening them still checks that they exist).
+    /// Open the cgroup's control files (which checks that they exist); those `budget` has no
+    /// room for are closed again at once.
     pub fn open(root: &Path, rel: &str, budget: &Arc<FdBudget>) -> Result<Self, CgroupError> {
         let rel = clean_rel(rel)?;
         let dir = root.join(rel);
         let id = std::fs::metadata(&dir)
             .map_err(|e| io::classify_read(e, &dir))?
             .ino();
-        let cpu_stat = ControlFile::open(dir.join("cpu.stat"), "cpu")?;
-        let mut cpu_max = ControlFile::open(dir.join("cpu.max"), "cpu")?;
-        let mut cpu_max_burst = ControlFile::open_optional(dir.join("cpu.max.burst"))?;
-        let fds = budget.keep(1 + usize::from(cpu_max_burst.is_some()));
-        if !fds.extras_kept() {
-            std::iter::once(&mut cpu_max)
-                .chain(cpu_max_burst.iter_mut())
-                .for_each(ControlFile::close);
-        }
-        Ok(V2Cgroup {
-            rel: rel.to_owned(),
+        let mut cg = V2Cgroup {
+            rel: rel.into(),
             id,
-            cpu_stat,
-            cpu_max,
-            cpu_max_burst,
-            _fds: fds,
-            buf: Vec::new(),
+            cpu_stat: ControlFile::open(&dir, "cpu.stat", "cpu")?,
+            cpu_max: ControlFile::open(&dir, "cpu.max", "cpu")?,
+            cpu_max_burst: ControlFile::open_optional(&dir, "cpu.max.burst")?,
+            dir: dir.into(),
+            fds: budget.counter(),
             last: None,
-        })
+        };
+        cg.fit_fds(Fit::Claim);
+        Ok(cg)
     }
 }
 
@@ -147,7 +144,7 @@ impl Cgroup for V2Cgroup {
     }
 
     fn sample(&mut self) -> Result<Sample, CgroupError> {
-        let (stat, usage_usec) = self.cpu_stat.read(&mut self.buf, |text| {
+        let (stat, usage_usec) = self.cpu_stat.read(&self.dir, |text| {
             let stat = parse::parse_cpu_stat(text)?;
             let usage_usec = stat.usage_usec.ok_or("a usage_usec line")?;
             Ok((stat, usage_usec))
@@ -161,7 +158,10 @@ impl Cgroup for V2Cgroup {
     }
 
     fn read_quota(&mut self) -> Result<Quota, CgroupError> {
-        let quota = self.cpu_max.read(&mut self.buf, parse::parse_cpu_max)?;
+        if self.fds.over() {
+            self.fit_fds(Fit::Release);
+        }
+        let quota = self.cpu_max.read(&self.dir, parse::parse_cpu_max)?;
         self.last = Some(quota);
         Ok(quota)
     }
@@ -172,14 +172,24 @@ impl Cgroup for V2Cgroup {
         }
         // Unknown until the write succeeds: a failed write must not be taken for a done one.
         self.last = None;
-        lower_burst(self.cpu_max_burst.as_ref(), &mut self.buf, quota.quota_us)?;
-        io::write_value(&self.cpu_max.path, &cpu_max_value(quota), "cpu")?;
+        lower_burst(self.cpu_max_burst.as_ref(), &self.dir, quota.quota_us)?;
+        io::write_value(&self.cpu_max.path(&self.dir), &cpu_max_value(quota), "cpu")?;
         self.last = Some(quota);
         Ok(WriteOutcome::Written)
     }
 
     fn forget_written(&mut self) {
         self.last = None;
+    }
+
+    fn fit_fds(&mut self, pass: Fit) {
+        let tiers = self
+            .fds
+            .fit(usize::from(self.cpu_max_burst.is_some()), pass);
+        self.cpu_max.keep_open(&self.dir, tiers.quota);
+        if let Some(burst) = &mut self.cpu_max_burst {
+            burst.keep_open(&self.dir, tiers.rest);
+        }
     }
 }
 
