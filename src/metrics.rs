@@ -99,6 +99,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "burstd_cgroup_write_errors_total",
     "burstd_cgroup_read_errors_total",
     "burstd_external_quota_changes_total",
+    "burstd_cgroup_files_open",
     "burstd_state_saves_total",
     "burstd_state_save_failures_total",
     "burstd_last_state_save_timestamp_seconds",
@@ -348,6 +349,12 @@ pub fn registry(s: &Scrape) -> Registry {
         "burstd_external_quota_changes",
         "Quotas found changed by another writer (and put back)",
         s.health.external_quota_changes,
+    );
+    gauge(
+        &mut r,
+        "burstd_cgroup_files_open",
+        "Control files kept open: every usage counter, then quota files, then the rest, as the open-file limit allows",
+        s.health.cgroup_files_open as f64,
     );
     counter(
         &mut r,

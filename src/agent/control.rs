@@ -24,6 +24,8 @@ pub struct Health {
     pub cgroup_write_errors: u64,
     pub cgroup_read_errors: u64,
     pub external_quota_changes: u64,
+    /// Control files the cgroup handles keep open now (a gauge; set when scraped).
+    pub cgroup_files_open: u64,
 }
 
 /// Scales a cumulative raw quantity by `k/1000` without drift: the scaled total is computed
@@ -395,6 +397,11 @@ impl Agent {
                 w.seen = true;
             }
         }
+    }
+
+    /// Control files the cgroup handles keep open now (see `cgroup::budget`).
+    pub fn cgroup_files_open(&self) -> u64 {
+        self.hierarchy.open_files() as u64
     }
 
     /// Plans the descriptor budget for the running handles plus `opening` new ones, and fits

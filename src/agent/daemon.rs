@@ -242,7 +242,10 @@ fn scrape(
     agent.sample_all(clock.now_ns(), clock.wall_s());
     Scrape {
         workloads: super::view::workload_views(agent),
-        health: agent.health,
+        health: super::Health {
+            cgroup_files_open: agent.cgroup_files_open(),
+            ..agent.health
+        },
         saves: *stats,
         histograms: histograms.clone(),
     }

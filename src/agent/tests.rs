@@ -567,4 +567,6 @@ fn a_rescan_plans_the_fd_budget_before_opening_new_cgroups() {
     // Every workload still reads its quota (the lean ones by opening it).
     assert_eq!(agent.tick(8 * S, 0), 20);
     assert_eq!(tree.open_fds(), 25);
+    // The gauge the metrics export.
+    assert_eq!(agent.cgroup_files_open(), 25);
 }
