@@ -162,7 +162,8 @@ def proc_hwm_mb(pid):
 
 # --- 2 + 4. idle fleet, scrape, describe ---------------------------------------------------------
 def bench_idle(n, runs, seconds, extra=""):
-    out = {"cpu_pct": [], "rss_mb": [], "scrape_ms": [], "scrape_bytes": 0, "describe_ms": [], "fds": 0}
+    out = {"cpu_pct": [], "rss_mb": [], "rss_scrape_mb": [], "scrape_ms": [], "scrape_bytes": 0, "describe_ms": [],
+           "fds": 0}
     fleet = Fleet("burstd-bench-fleet", n)
     try:
         for r in range(runs):
@@ -193,6 +194,8 @@ initial_credits = 288
                     c1, t1 = proc_cpu_s(d.pid), time.time()
                     out["cpu_pct"].append(100 * (c1 - c0) / (t1 - t0))
                     out["fds"] = len(os.listdir(f"/proc/{d.pid}/fd"))
+                    # The idle fleet's peak (start-up, rescans, saves), before any scrape builds a body.
+                    out["rss_mb"].append(proc_hwm_mb(d.pid))
                     for _ in range(5):
                         dt, body = metrics(port)
                         out["scrape_ms"].append(dt * 1000)
@@ -202,7 +205,7 @@ initial_credits = 288
                             dt, resp = api_post(sock, "DescribeInstanceCreditSpecifications", {"MaxResults": 1000})
                             assert b"200 OK" in resp.split(b"\r\n", 1)[0], resp[:200]
                             out["describe_ms"].append(dt * 1000)
-                    out["rss_mb"].append(proc_hwm_mb(d.pid))
+                    out["rss_scrape_mb"].append(proc_hwm_mb(d.pid))
                 finally:
                     d.send_signal(signal.SIGTERM)
                     d.wait(timeout=60)
@@ -350,7 +353,8 @@ def write(a, m, samp, eng, fleets, drain):
     w(f"| burstd ÷ naive (same run) | {fmt3([r['ratio_naive'] for r in samp], '{:.2f}')} | < 1 |\n")
     w("Reproduce: `sudo cargo bench --bench sampling -- --groups 100 --rounds 300 --runs 5`.\n")
     w("## 2. Idle fleet: `burstd daemon` managing N real cgroups (idle, full balances)\n")
-    w("| N | config | CPU, % of one core | goal | peak RSS (VmHWM), MB | goal | open files |\n|---|---|---|---|---|---|---|")
+    w("| N | config | CPU, % of one core | goal | peak RSS (VmHWM), MB | goal | open files |\n"
+      "|---|---|---|---|---|---|---|")
     goals = {1000: "< 0.5", 10000: "< 2"}
     for (n, extra), f in fleets.items():
         g = goals.get(n, "") if not extra else ""
@@ -358,7 +362,9 @@ def write(a, m, samp, eng, fleets, drain):
           f"{'< 50' if n == 10000 and not extra else ''} | {f['fds']:,} |")
     w(f"\nEach run: {a.fleet_seconds} s after all N workloads are up; CPU from /proc/PID/stat (utime+stime); "
       "the daemon runs at nice −10 as the unit runs it. Defaults: a workload is looked at every "
-      "`max_interval_ms` (1 s), one with a full bucket that is not spending every `full_interval_ms` (5 s).\n")
+      "`max_interval_ms` (1 s), one with a full bucket that is not spending every `full_interval_ms` (5 s). "
+      "Peak RSS is VmHWM at the end of the idle period (start-up, rescans and state saves included), before "
+      "any scrape; §4 gives it after the scrapes. Open files: all of the daemon's descriptors.\n")
     if FINDINGS["idle"]:
         w(FINDINGS["idle"] + "\n")
     w("## 3. Draining fleet: 100 busy workloads reach zero at once\n")
@@ -375,12 +381,14 @@ def write(a, m, samp, eng, fleets, drain):
     if FINDINGS["drain"]:
         w(FINDINGS["drain"] + "\n")
     w("## 4. Scrape and API\n")
-    w("| N | `/metrics` latency, ms | body | describe API (MaxResults 1000), ms | goal |\n|---|---|---|---|---|")
+    w("| N | `/metrics` latency, ms | body | peak RSS after the scrapes, MB | describe API (MaxResults 1000), ms | "
+      "goal |\n|---|---|---|---|---|---|")
     for (n, extra), f in fleets.items():
         if extra:
             continue
         desc = fmt3(f["describe_ms"], "{:.1f}") if f["describe_ms"] else "–"
-        w(f"| {n:,} | {fmt3(f['scrape_ms'], '{:.1f}')} | {f['scrape_bytes'] / 1e6:.2f} MB | {desc} | "
+        w(f"| {n:,} | {fmt3(f['scrape_ms'], '{:.1f}')} | {f['scrape_bytes'] / 1e6:.2f} MB | "
+          f"{fmt3(f['rss_scrape_mb'], '{:.1f}')} | {desc} | "
           f"{'< 100 ms' if n == 10000 else ''} |")
     w("\nScrape = one HTTP GET from Python on loopback (the agent samples every workload at scrape time, then "
       "renders); describe = one request over the Unix socket. 5 requests per run.\n")
