@@ -519,3 +519,12 @@ fn a_full_idle_bucket_is_looked_at_every_full_interval_and_a_burst_soon_after() 
         "{bal} vs {exact}"
     );
 }
+
+/// 10,000 workloads live in one `Vec` that doubles as it grows (old and new buffers side by
+/// side while it moves): keep a workload small. It was 944 bytes before the profile was shared
+/// and the saved position boxed.
+#[test]
+fn a_workload_stays_small() {
+    let n = std::mem::size_of::<super::Workload>();
+    assert!(n <= 528, "Workload is {n} bytes");
+}
