@@ -3,13 +3,14 @@
 //! runs through restarts within one boot, `wall_s` for the model's stop/start rules), so the
 //! same code runs in the daemon, in `burstd exec` and in tests on a fake clock.
 
-use super::state::{SavedQuota, SavedWorkload, State, STATE_VERSION};
+use super::state::{SavedQuota, SavedWorkload, SavedWorkloadRef, State, StateRef, STATE_VERSION};
 use super::units::UnitResolver;
 use crate::cgroup::{is_self_or_ancestor, Cgroup, Hierarchy, Quota, Sample, WriteOutcome};
 use crate::config::{AgentConfig, Source, WorkloadSpec};
 use crate::credit::{
     time_to_exhaustion, Bucket, Credits, Family, LaunchLimiter, Mode, Policy, Profile, Rate,
 };
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Arc;
@@ -97,6 +98,37 @@ impl Workload {
 
     pub fn ceiling(&self, policy: &Policy) -> Rate {
         self.bucket.ceiling(&self.profile, policy)
+    }
+
+    /// What the state file keeps of it, borrowed.
+    fn saved(&self) -> SavedWorkloadRef<'_> {
+        // Not yet seen since a restart: keep what was saved, unchanged.
+        if let (false, Some(p)) = (self.seen, &self.pending) {
+            return p.borrowed();
+        }
+        SavedWorkloadRef {
+            profile: &self.profile.name,
+            bucket: &self.bucket,
+            cgroup: self.cgroup.as_deref(),
+            cgroup_id: if self.is_running() { self.cgroup_id } else { 0 },
+            usage_ns: self.last.usage_ns,
+            accounted_at_boot_ns: self.last_at_ns,
+            original_quota: self.original_quota.map(SavedQuota::from),
+        }
+    }
+}
+
+/// The `workloads` map of the state file, borrowed from the agent: names in ascending byte
+/// order, as the `BTreeMap` of [`State`] serializes them.
+pub struct SavedWorkloads<'a>(Vec<&'a Workload>);
+
+impl Serialize for SavedWorkloads<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for w in &self.0 {
+            map.serialize_entry(&w.name, &w.saved())?;
+        }
+        map.end()
     }
 }
 
@@ -865,35 +897,42 @@ impl Agent {
         }
     }
 
-    /// Everything worth saving, as of the last samples.
-    pub fn snapshot(&self, wall_s: u64) -> State {
-        let mut workloads = BTreeMap::new();
-        for w in self.workloads.iter().filter(|w| !w.name.is_empty()) {
-            // Not yet seen since a restart: keep what was saved, unchanged.
-            if let (false, Some(p)) = (w.seen, &w.pending) {
-                workloads.insert(w.name.clone(), (**p).clone());
-                continue;
-            }
-            workloads.insert(
-                w.name.clone(),
-                SavedWorkload {
-                    profile: w.profile.name.clone(),
-                    bucket: w.bucket.clone(),
-                    cgroup: w.cgroup.clone(),
-                    cgroup_id: if w.is_running() { w.cgroup_id } else { 0 },
-                    usage_ns: w.last.usage_ns,
-                    accounted_at_boot_ns: w.last_at_ns,
-                    original_quota: w.original_quota.map(SavedQuota::from),
-                },
-            );
-        }
-        State {
+    /// Everything worth saving, as of the last samples, borrowed: serializes exactly as
+    /// [`Agent::snapshot`] does, without copying the workloads (the daemon's periodic save
+    /// streams it to the file; see `state::save_ref`).
+    pub fn saved_state(&self, wall_s: u64) -> StateRef<'_, SavedWorkloads<'_>> {
+        // The index holds every named workload once (released ones are out of it).
+        let mut workloads: Vec<&Workload> = self
+            .index
+            .values()
+            .filter_map(|&i| self.workloads.get(i))
+            .collect();
+        workloads.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        StateRef {
             version: STATE_VERSION,
-            boot_id: self.boot_id.clone(),
+            boot_id: &self.boot_id,
             saved_at_unix_s: wall_s,
-            launch_limiter: self.limiter.clone(),
-            workloads,
-            extra: self.extra.clone(),
+            launch_limiter: &self.limiter,
+            workloads: SavedWorkloads(workloads),
+            extra: &self.extra,
+        }
+    }
+
+    /// Everything worth saving, as of the last samples (an owned copy of [`Agent::saved_state`]).
+    pub fn snapshot(&self, wall_s: u64) -> State {
+        let v = self.saved_state(wall_s);
+        State {
+            version: v.version,
+            boot_id: v.boot_id.to_string(),
+            saved_at_unix_s: v.saved_at_unix_s,
+            launch_limiter: v.launch_limiter.clone(),
+            workloads: v
+                .workloads
+                .0
+                .iter()
+                .map(|w| (w.name.clone(), w.saved().to_owned()))
+                .collect(),
+            extra: v.extra.clone(),
         }
     }
 
