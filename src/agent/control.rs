@@ -902,11 +902,8 @@ impl Agent {
     /// streams it to the file; see `state::save_ref`).
     pub fn saved_state(&self, wall_s: u64) -> StateRef<'_, SavedWorkloads<'_>> {
         // The index holds every named workload once (released ones are out of it).
-        let mut workloads: Vec<&Workload> = self
-            .index
-            .values()
-            .filter_map(|&i| self.workloads.get(i))
-            .collect();
+        let mut workloads: Vec<&Workload> = Vec::with_capacity(self.index.len());
+        workloads.extend(self.index.values().filter_map(|&i| self.workloads.get(i)));
         workloads.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         StateRef {
             version: STATE_VERSION,
