@@ -3,15 +3,17 @@
 //! runs through restarts within one boot, `wall_s` for the model's stop/start rules), so the
 //! same code runs in the daemon, in `burstd exec` and in tests on a fake clock.
 
-use super::state::{SavedQuota, SavedWorkload, State, STATE_VERSION};
+use super::state::{SavedQuota, SavedWorkload, SavedWorkloadRef, State, StateRef, STATE_VERSION};
 use super::units::UnitResolver;
 use crate::cgroup::{is_self_or_ancestor, Cgroup, Fit, Hierarchy, Quota, Sample, WriteOutcome};
 use crate::config::{AgentConfig, Source, WorkloadSpec};
 use crate::credit::{
     time_to_exhaustion, Bucket, Credits, Family, LaunchLimiter, Mode, Policy, Profile, Rate,
 };
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::sync::Arc;
 use tracing::{debug, info, warn};
 
 const MS: u64 = 1_000_000;
@@ -46,12 +48,12 @@ impl Scaled {
     }
 }
 
-/// A managed workload at run time.
+/// A managed workload at run time. There can be 10,000 of them in one `Vec`: keep it small
+/// (shared profile, rarely used parts boxed); `size_of` is checked by a test.
 pub struct Workload {
     pub name: String,
-    /// The config entry it comes from (`containers` for `containers/docker-1.scope`).
-    pub spec_name: String,
-    pub profile: Profile,
+    /// Shared by every workload with the same profile (see `Agent::shared_profile`).
+    pub profile: Arc<Profile>,
     pub bucket: Bucket,
     /// The cgroup path it was last seen at.
     pub cgroup: Option<String>,
@@ -77,8 +79,9 @@ pub struct Workload {
     last_drift_check_ns: u64,
     drift_logged: bool,
     refused_logged: bool,
-    /// Saved position to reconcile with when the cgroup is first seen after a restart.
-    pending: Option<SavedWorkload>,
+    /// Saved position to reconcile with when the cgroup is first seen after a restart (boxed:
+    /// only restored workloads have one, and only until their first rescan).
+    pending: Option<Box<SavedWorkload>>,
     /// Its cgroup has been looked for since the agent started (until then a restored
     /// workload's saved state is kept as it was).
     pub seen: bool,
@@ -97,6 +100,37 @@ impl Workload {
 
     pub fn ceiling(&self, policy: &Policy) -> Rate {
         self.bucket.ceiling(&self.profile, policy)
+    }
+
+    /// What the state file keeps of it, borrowed.
+    fn saved(&self) -> SavedWorkloadRef<'_> {
+        // Not yet seen since a restart: keep what was saved, unchanged.
+        if let (false, Some(p)) = (self.seen, &self.pending) {
+            return p.borrowed();
+        }
+        SavedWorkloadRef {
+            profile: &self.profile.name,
+            bucket: &self.bucket,
+            cgroup: self.cgroup.as_deref(),
+            cgroup_id: if self.is_running() { self.cgroup_id } else { 0 },
+            usage_ns: self.last.usage_ns,
+            accounted_at_boot_ns: self.last_at_ns,
+            original_quota: self.original_quota.map(SavedQuota::from),
+        }
+    }
+}
+
+/// The `workloads` map of the state file, borrowed from the agent: names in ascending byte
+/// order, as the `BTreeMap` of [`State`] serializes them.
+pub struct SavedWorkloads<'a>(Vec<&'a Workload>);
+
+impl Serialize for SavedWorkloads<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for w in &self.0 {
+            map.serialize_entry(&w.name, &w.saved())?;
+        }
+        map.end()
     }
 }
 
@@ -166,6 +200,8 @@ pub struct Agent {
     /// The mode a new workload of a family starts in when its config gives no `mode`
     /// (set by the API's ModifyDefaultCreditSpecification).
     pub family_defaults: HashMap<Family, Mode>,
+    /// One shared copy of each profile workloads use (all of a spec's have the same).
+    profiles: Vec<Arc<Profile>>,
 }
 
 /// Converts a ceiling to the quota that enforces it. At or above the host's CPU count the
@@ -214,6 +250,7 @@ impl Agent {
             restored_at_s: 0,
             extra: BTreeMap::new(),
             family_defaults: HashMap::new(),
+            profiles: Vec::new(),
         }
     }
 
@@ -245,12 +282,16 @@ impl Agent {
         let mut limiter = state.launch_limiter;
         limiter.limit = self.config.launch_credit_limit;
         self.limiter = limiter;
+        self.workloads.reserve(state.workloads.len());
+        self.index.reserve(state.workloads.len());
         for (name, mut saved) in state.workloads {
-            let Some(spec) = self.spec_for_name(&name).cloned() else {
+            let Some(spec) = self.spec_for_name(&name) else {
                 info!(workload = %name, "saved workload is no longer configured; its balance is dropped");
                 continue;
             };
+            // `spec` borrows `self`: a transient copy to look up the shared one.
             let profile = spec.profile.clone();
+            let profile = self.shared_profile(&profile);
             let mut bucket = saved.bucket.clone();
             if saved.profile != profile.name {
                 info!(workload = %name, from = %saved.profile, to = %profile.name, "profile changed since the last run");
@@ -262,12 +303,24 @@ impl Agent {
                 bucket.stop(&profile, state.saved_at_unix_s);
                 saved.cgroup_id = 0;
             }
-            let i = self.insert(name.clone(), spec.name.clone(), profile, bucket);
+            let i = self.insert(name, profile, bucket);
             let w = &mut self.workloads[i];
             w.original_quota = saved.original_quota.map(Quota::from);
             w.cgroup = saved.cgroup.clone();
-            w.pending = Some(saved);
+            w.pending = Some(Box::new(saved));
         }
+    }
+
+    /// The shared copy of `profile` (one per distinct profile in use, not one per workload).
+    fn shared_profile(&mut self, profile: &Profile) -> Arc<Profile> {
+        if let Some(p) = self.profiles.iter().find(|p| ***p == *profile) {
+            return p.clone();
+        }
+        // Profiles no workload uses any more (replaced by a reload) go.
+        self.profiles.retain(|p| Arc::strong_count(p) > 1);
+        let p = Arc::new(profile.clone());
+        self.profiles.push(p.clone());
+        p
     }
 
     fn spec_for_name(&self, name: &str) -> Option<&WorkloadSpec> {
@@ -279,16 +332,9 @@ impl Agent {
         })
     }
 
-    fn insert(
-        &mut self,
-        name: String,
-        spec_name: String,
-        profile: Profile,
-        bucket: Bucket,
-    ) -> usize {
+    fn insert(&mut self, name: String, profile: Arc<Profile>, bucket: Bucket) -> usize {
         let w = Workload {
             name: name.clone(),
-            spec_name,
             profile,
             bucket,
             cgroup: None,
@@ -325,12 +371,8 @@ impl Agent {
             _ => spec.mode,
         };
         let bucket = Bucket::new_or_standard(&spec.profile, mode, spec.initial_credits);
-        self.insert(
-            name.to_string(),
-            spec.name.clone(),
-            spec.profile.clone(),
-            bucket,
-        )
+        let profile = self.shared_profile(&spec.profile);
+        self.insert(name.to_string(), profile, bucket)
     }
 
     /// Looks for every configured workload's cgroup: opens the ones that appeared (a start),
@@ -813,13 +855,18 @@ impl Agent {
                 self.release(i);
                 continue;
             };
+            let profile = if *self.workloads[i].profile != spec.profile {
+                Some(self.shared_profile(&spec.profile))
+            } else {
+                None
+            };
             let w = &mut self.workloads[i];
             if rescale {
                 w.usage_scale = Scaled::default();
                 w.time_scale = Scaled::default();
             }
-            if w.profile != spec.profile {
-                w.profile = spec.profile.clone();
+            if let Some(profile) = profile {
+                w.profile = profile;
                 w.bucket.earned = w.bucket.earned.min(w.profile.max_earned);
                 w.bucket.surplus = w.bucket.surplus.min(w.profile.max_earned);
             }
@@ -875,35 +922,39 @@ impl Agent {
         }
     }
 
-    /// Everything worth saving, as of the last samples.
-    pub fn snapshot(&self, wall_s: u64) -> State {
-        let mut workloads = BTreeMap::new();
-        for w in self.workloads.iter().filter(|w| !w.name.is_empty()) {
-            // Not yet seen since a restart: keep what was saved, unchanged.
-            if let (false, Some(p)) = (w.seen, &w.pending) {
-                workloads.insert(w.name.clone(), p.clone());
-                continue;
-            }
-            workloads.insert(
-                w.name.clone(),
-                SavedWorkload {
-                    profile: w.profile.name.clone(),
-                    bucket: w.bucket.clone(),
-                    cgroup: w.cgroup.clone(),
-                    cgroup_id: if w.is_running() { w.cgroup_id } else { 0 },
-                    usage_ns: w.last.usage_ns,
-                    accounted_at_boot_ns: w.last_at_ns,
-                    original_quota: w.original_quota.map(SavedQuota::from),
-                },
-            );
-        }
-        State {
+    /// Everything worth saving, as of the last samples, borrowed: serializes exactly as
+    /// [`Agent::snapshot`] does, without copying the workloads (the daemon's periodic save
+    /// streams it to the file; see `state::save_ref`).
+    pub fn saved_state(&self, wall_s: u64) -> StateRef<'_, SavedWorkloads<'_>> {
+        // The index holds every named workload once (released ones are out of it).
+        let mut workloads: Vec<&Workload> = Vec::with_capacity(self.index.len());
+        workloads.extend(self.index.values().filter_map(|&i| self.workloads.get(i)));
+        workloads.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        StateRef {
             version: STATE_VERSION,
-            boot_id: self.boot_id.clone(),
+            boot_id: &self.boot_id,
             saved_at_unix_s: wall_s,
-            launch_limiter: self.limiter.clone(),
-            workloads,
-            extra: self.extra.clone(),
+            launch_limiter: &self.limiter,
+            workloads: SavedWorkloads(workloads),
+            extra: &self.extra,
+        }
+    }
+
+    /// Everything worth saving, as of the last samples (an owned copy of [`Agent::saved_state`]).
+    pub fn snapshot(&self, wall_s: u64) -> State {
+        let v = self.saved_state(wall_s);
+        State {
+            version: v.version,
+            boot_id: v.boot_id.to_string(),
+            saved_at_unix_s: v.saved_at_unix_s,
+            launch_limiter: v.launch_limiter.clone(),
+            workloads: v
+                .workloads
+                .0
+                .iter()
+                .map(|w| (w.name.clone(), w.saved().to_owned()))
+                .collect(),
+            extra: v.extra.clone(),
         }
     }
 

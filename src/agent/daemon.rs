@@ -109,7 +109,8 @@ fn notify(on: bool, states: &[sd_notify::NotifyState]) {
 
 fn save(agent: &Agent, clock: &dyn Clock, stats: &mut SaveStats) {
     let wall = clock.wall_s();
-    match state::save(&agent.config.state_dir, &agent.snapshot(wall)) {
+    // Streamed from the live workloads: no copy of them, no whole body in memory.
+    match state::save_ref(&agent.config.state_dir, &agent.saved_state(wall)) {
         Ok(()) => {
             stats.saves += 1;
             stats.last_success_unix_s = wall;

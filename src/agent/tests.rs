@@ -570,3 +570,67 @@ fn a_rescan_plans_the_fd_budget_before_opening_new_cgroups() {
     // The gauge the metrics export.
     assert_eq!(agent.cgroup_files_open(), 25);
 }
+
+/// The daemon's periodic save streams the state from the live workloads; the file must be
+/// byte for byte what serializing the owned snapshot gives (running, stopped and restored
+/// not-yet-seen workloads, extra sections), and load back to it.
+#[test]
+fn streamed_save_writes_exactly_the_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Manual::new(4);
+    let c = cfg(
+        "time_scale = 60.0\n[[workload]]\nname = \"fleet\"\nmatch = \"fleet/*\"\nprofile = \"t3.micro\"\n[[workload]]\nname = \"burn\"\ncgroup = \"burn\"\nprofile = \"t3.small\"\nmode = \"unlimited\"\n",
+        dir.path(),
+    );
+    // A first run, with only the fleet configured, saw only fleet/b.
+    let fleet_only = cfg(
+        "time_scale = 60.0\n[[workload]]\nname = \"fleet\"\nmatch = \"fleet/*\"\nprofile = \"t3.micro\"\n",
+        dir.path(),
+    );
+    m.fake.add("fleet/b", 500);
+    let mut a = m.agent(&fleet_only, vec![]);
+    a.rescan(m.t(), 0);
+    m.run(&mut a, 3 * S);
+    let earlier = a.snapshot(3);
+    assert_eq!(earlier.workloads.len(), 1);
+    m.fake.remove_group("fleet/b");
+    // The live agent: running workloads, one stopped, then fleet/b restored and not yet seen.
+    for (path, demand) in [
+        ("fleet/a", 0),
+        ("fleet/c", 1500),
+        ("fleet/d", 0),
+        ("burn", 2000),
+    ] {
+        m.fake.add(path, demand);
+    }
+    let mut b = m.agent(&c, vec![]);
+    b.rescan(m.t(), 3);
+    m.run(&mut b, 2 * S);
+    m.fake.remove_group("fleet/d");
+    m.run(&mut b, 60 * S);
+    b.restore(earlier.clone());
+    b.extra
+        .insert("api".into(), serde_json::json!({"tokens": ["x"], "n": 1}));
+    assert!(!b.get("fleet/d").unwrap().is_running());
+    assert!(b.get("fleet/b").unwrap().awaiting_reconcile());
+
+    let owned = b.snapshot(70);
+    assert_eq!(owned.workloads.len(), 5);
+    assert_eq!(owned.workloads["fleet/b"], earlier.workloads["fleet/b"]);
+    state::save_ref(dir.path(), &b.saved_state(70)).unwrap();
+    let bytes = std::fs::read(dir.path().join(state::STATE_FILE)).unwrap();
+    assert_eq!(
+        String::from_utf8(bytes).unwrap(),
+        serde_json::to_string(&owned).unwrap()
+    );
+    assert_eq!(state::load(dir.path()).unwrap(), Some(owned));
+}
+
+/// 10,000 workloads live in one `Vec` that doubles as it grows (old and new buffers side by
+/// side while it moves): keep a workload small. It was 944 bytes before the profile was shared
+/// and the saved position boxed.
+#[test]
+fn a_workload_stays_small() {
+    let n = std::mem::size_of::<super::Workload>();
+    assert!(n <= 528, "Workload is {n} bytes");
+}
