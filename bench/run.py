@@ -116,15 +116,18 @@ def metrics(port):
     return time.perf_counter() - t0, body
 
 
-def wait_workloads(port, n, limit=180):
+def wait_workloads(state_dir, n, limit=180):
+    """Wait until the daemon's state file lists `n` running workloads. Read from the file, not
+    `/metrics`: a scrape at 10,000 workloads builds a 16 MB body, which would be the idle
+    daemon's peak RSS."""
     end = time.time() + limit
+    path = Path(state_dir) / "state.json"
     while time.time() < end:
         try:
-            _, body = metrics(port)
-            for line in body.decode().splitlines():
-                if line.startswith("burstd_workloads ") and float(line.split()[1]) >= n:
-                    return True
-        except OSError:
+            workloads = json.loads(path.read_text())["workloads"]
+            if sum(1 for w in workloads.values() if w.get("cgroup_id")) >= n:
+                return True
+        except (OSError, ValueError, KeyError):
             pass
         time.sleep(0.5)
     return False
@@ -185,7 +188,7 @@ mode = "standard"
 initial_credits = 288
 """)
                 try:
-                    if not wait_workloads(port, n):
+                    if not wait_workloads(tmp, n):
                         raise RuntimeError(f"daemon never reported {n} workloads")
                     time.sleep(2)
                     c0, t0 = proc_cpu_s(d.pid), time.time()
