@@ -44,6 +44,8 @@ impl Drop for Cleanup {
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
+            // The shared parent, once no other test's command is in it.
+            let _ = fs::remove_dir(Path::new(root).join("burstd"));
         }
     }
 }
@@ -113,6 +115,51 @@ fn exit_status_passes_through() {
         "/nonexistent/cmd",
     ]);
     assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+}
+
+#[test]
+fn a_parent_cgroup_exec_created_is_removed_with_the_command_cgroup() {
+    if !real_kernel_available("a_parent_cgroup_exec_created_is_removed_with_the_command_cgroup") {
+        return;
+    }
+    let parent = format!("burstd-parent-test-{}", std::process::id());
+    let dirs = || [CPU, CPUACCT].map(|root| Path::new(root).join(&parent));
+    let (o, _) = run(&[
+        "exec",
+        "--profile",
+        "t3.micro",
+        "--parent",
+        &parent,
+        "-q",
+        "--",
+        "true",
+    ]);
+    let left: Vec<PathBuf> = dirs().into_iter().filter(|d| d.exists()).collect();
+    for d in &left {
+        let _ = fs::remove_dir(d);
+    }
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(left.is_empty(), "parent left behind: {left:?}");
+    // A parent that was there before is left as it was.
+    for d in dirs() {
+        fs::create_dir(&d).expect("create the parent");
+    }
+    let (o, _) = run(&[
+        "exec",
+        "--profile",
+        "t3.micro",
+        "--parent",
+        &parent,
+        "-q",
+        "--",
+        "true",
+    ]);
+    let kept = dirs().iter().all(|d| d.exists());
+    for d in dirs() {
+        let _ = fs::remove_dir(d);
+    }
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(kept, "a parent that existed before was removed");
 }
 
 #[test]

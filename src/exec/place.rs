@@ -13,6 +13,9 @@ pub struct ExecGroup {
     hierarchy: Box<dyn Hierarchy>,
     /// Path relative to the hierarchy root(s), e.g. `burstd/exec-1234`.
     pub rel: String,
+    /// The parent, if this command created it: removed with the command's cgroup when no other
+    /// command uses it (rmdir of a non-empty cgroup fails, and that failure is ignored).
+    created_parent: Option<String>,
     removed: bool,
 }
 
@@ -48,13 +51,22 @@ impl ExecGroup {
                 hierarchy.add_process(&leaf, pid)?;
             }
         }
+        let parent = parent.trim_matches('/');
+        let created_parent =
+            (!parent.is_empty() && hierarchy.glob(parent)?.is_empty()).then(|| parent.to_string());
         let rel = join(parent, &format!("exec-{pid}"));
-        hierarchy.create(&rel)?;
+        // Another command may remove the shared parent between our creating it and our child:
+        // the child's mkdir then finds it gone. Once more creates both.
+        match hierarchy.create(&rel) {
+            Err(e) if e.is_gone() => hierarchy.create(&rel)?,
+            other => other?,
+        }
         // v2 needs the cpu files in the new cgroup: fail now with a clear error, not later.
         hierarchy.open(&rel)?;
         Ok(ExecGroup {
             hierarchy,
             rel,
+            created_parent,
             removed: false,
         })
     }
@@ -100,6 +112,11 @@ impl ExecGroup {
             last = self.hierarchy.remove(&self.rel);
             if last.is_ok() {
                 self.removed = true;
+                if let Some(parent) = &self.created_parent {
+                    // Busy: another command's cgroup is in it. The parent then stays (empty and
+                    // harmless once that one ends), as it does for a parent that was there before.
+                    let _ = self.hierarchy.remove(parent);
+                }
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
