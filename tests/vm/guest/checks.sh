@@ -305,6 +305,20 @@ check_stop_start_seen() {
     pass "journal shows burn-std stopped and started"
 }
 
+# `burstd exec` on cgroup v2 as root: the command runs in burstd/exec-<pid>, its exit status
+# passes through, and both its cgroup and the burstd/ parent this run created are gone after.
+check_exec_v2() {
+    need_burstd
+    local out rc
+    [[ -e /sys/fs/cgroup/burstd ]] && fail "/sys/fs/cgroup/burstd exists before the run"
+    out=$(timeout 30 "$BURSTD" exec --profile t3.micro --quiet -- \
+        sh -c 'cat /proc/self/cgroup; exit 7' 2>"$WORK/exec.err"); rc=$?
+    (( rc == 7 )) || fail "exit status $rc, want 7: $(head -c 300 "$WORK/exec.err" | tr '\n' ' ')"
+    [[ $out == 0::/burstd/exec-* ]] || fail "the command ran in '$out', want 0::/burstd/exec-<pid>"
+    [[ -e /sys/fs/cgroup/burstd ]] && fail "left behind: /sys/fs/cgroup/burstd (holding: $(find /sys/fs/cgroup/burstd -mindepth 1 -maxdepth 1 -type d -printf "%f " | head -c 200))"
+    pass "exit 7 passed through, ran in ${out#0::}, cgroup and parent removed"
+}
+
 # --- driver --------------------------------------------------------------------------------
 if [[ ${1:-} == one ]]; then
     NAME=$2
@@ -388,6 +402,7 @@ run_daemon_check restart-keeps-balance 60
 run_daemon_check kill9-keeps-balance 60
 run_daemon_check reload-takes-effect 90
 run_daemon_check stop-start-seen 40
+run_daemon_check exec-v2 40
 run_daemon_check unl-never-capped 20
 [[ -n ${sampler:-} ]] && kill "$sampler" 2>/dev/null
 
