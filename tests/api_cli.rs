@@ -191,3 +191,88 @@ fn cli_talks_to_the_daemon_as_admin_and_as_a_reader() {
     assert_eq!(o.status.code(), Some(69));
     assert!(text(&o).contains("no socket at"), "{}", text(&o));
 }
+
+/// `GET /healthz` on `port`: whether it answered 200.
+fn healthz(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.1 200")
+}
+
+/// A port nobody listens on (just freed by the kernel).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn wait(what: &str, mut done: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !done() {
+        assert!(t.elapsed() < Duration::from_secs(15), "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_reload_moves_the_metrics_endpoint_and_the_api_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    cgroup(&root.join("cg"));
+    cgroup(&root.join("cg/web"));
+    let cfg = root.join("burstd.toml");
+    let write_cfg = |port: u16, socket: &Path| {
+        let text = format!(
+            "[agent]\ncgroup_root = {:?}\nstate_dir = {:?}\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n[api]\nsocket = {:?}\n[[workload]]\nname = \"web\"\ncgroup = \"web\"\nprofile = \"t3.micro\"\n",
+            root.join("cg").display().to_string(),
+            root.join("state").display().to_string(),
+            socket.display().to_string(),
+        );
+        std::fs::write(&cfg, text).unwrap();
+    };
+    let (port1, socket1) = (free_port(), root.join("run/one.sock"));
+    write_cfg(port1, &socket1);
+    let daemon = Reaped(
+        Command::new(BIN)
+            .args(["daemon", "--config"])
+            .arg(&cfg)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait("the first endpoint", || healthz(port1) && socket1.exists());
+    let hup = || {
+        let pid = rustix::process::Pid::from_child(&daemon.0);
+        rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
+    };
+
+    // Both sections changed: both move, and the old ones are gone.
+    let (port2, socket2) = (free_port(), root.join("run/two.sock"));
+    write_cfg(port2, &socket2);
+    hup();
+    wait("the moved endpoint", || healthz(port2) && socket2.exists());
+    assert!(!healthz(port1), "the old endpoint still answers");
+    assert!(!socket1.exists(), "the old socket is still there");
+    let o = cli(&socket2, &["status", "--json"], false);
+    assert!(text(&o).contains("\"InstanceId\": \"web\""), "{}", text(&o));
+
+    // A port that is taken: the reload keeps the old endpoint (and still moves the socket).
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port3 = taken.local_addr().unwrap().port();
+    let socket3 = root.join("run/three.sock");
+    write_cfg(port3, &socket3);
+    hup();
+    wait("the third socket", || socket3.exists());
+    assert!(healthz(port2), "the old endpoint stopped answering");
+    let o = cli(&socket3, &["status", "--json"], false);
+    assert!(o.status.success(), "{}", text(&o));
+}

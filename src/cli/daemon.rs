@@ -1,5 +1,6 @@
 //! `burstd daemon` and `burstd check`: the agent's entry points.
 
+use super::servers::Servers;
 use crate::agent::daemon::{run_loop, Control, LoopOptions, SystemClock};
 use crate::agent::units::Systemctl;
 use crate::agent::{state, Agent};
@@ -193,52 +194,35 @@ pub fn run_daemon(args: DaemonArgs) -> ExitCode {
     };
     rt.block_on(async move {
         let (tx, rx) = tokio::sync::mpsc::channel(16);
-        if let Err(e) = forward_signals(tx.clone()) {
+        let (hup_tx, mut hup_rx) = tokio::sync::mpsc::channel(1);
+        if let Err(e) = forward_signals(tx.clone(), hup_tx) {
             eprintln!("burstd: cannot install signal handlers: {e}");
             return ExitCode::FAILURE;
         }
-        if let Some(addr) = cfg.metrics.listen {
-            match tokio::net::TcpListener::bind(addr).await {
-                Ok(l) => {
-                    info!(listen = %addr, "metrics endpoint: GET /metrics, GET /healthz");
-                    tokio::spawn(crate::metrics::serve(l, tx.clone()));
-                }
-                Err(e) => {
-                    eprintln!("burstd: [metrics] listen = \"{addr}\": cannot listen: {e} (another process on the port? set listen = \"\" to turn the endpoint off)");
-                    return ExitCode::from(EX_UNAVAILABLE);
+        let servers = match Servers::start(&cfg, tx.clone()).await {
+            Ok(s) => std::sync::Arc::new(tokio::sync::Mutex::new(s)),
+            Err(e) => {
+                eprintln!("burstd: {}", e.message);
+                return ExitCode::from(e.code);
+            }
+        };
+        // A reload moves the endpoint or the socket if their sections changed (the control
+        // loop reloads the rest, and logs an invalid file).
+        let reloading = std::sync::Arc::clone(&servers);
+        let config_path = args.config.clone();
+        tokio::spawn(async move {
+            while hup_rx.recv().await.is_some() {
+                if let Ok(cfg) = config::load(&config_path) {
+                    reloading.lock().await.reload(&cfg).await;
                 }
             }
-        }
-        if let Some(path) = &cfg.api.socket {
-            let db = crate::api::auth::GroupDb::default();
-            let admin_gid = match cfg.api.admin_group.as_deref().map(|g| db.gid_of(g, "admin_group")) {
-                None => None,
-                Some(Ok(g)) => Some(g),
-                Some(Err(e)) => {
-                    eprintln!("burstd: {e}");
-                    return ExitCode::from(super::EX_USAGE);
-                }
-            };
-            match crate::api::bind(path, cfg.api.group.as_deref(), &db) {
-                Ok(l) => {
-                    info!(socket = %path.display(), "control API listening");
-                    let access = crate::api::Access { admin_gid, db };
-                    tokio::spawn(crate::api::serve(l, access, tx.clone()));
-                }
-                Err(e) => {
-                    eprintln!("burstd: {e}");
-                    return ExitCode::from(EX_UNAVAILABLE);
-                }
-            }
-        }
+        });
         let opts = LoopOptions {
             config_path: Some(args.config.clone()),
             notify: true,
         };
         let stats = run_loop(agent, opts, &SystemClock, rx).await;
-        if let Some(path) = &cfg.api.socket {
-            let _ = std::fs::remove_file(path);
-        }
+        servers.lock().await.remove_api_socket();
         if stats.saves == 0 {
             return ExitCode::FAILURE;
         }
@@ -246,8 +230,11 @@ pub fn run_daemon(args: DaemonArgs) -> ExitCode {
     })
 }
 
-/// SIGHUP → reload; SIGTERM, SIGINT → shutdown.
-pub fn forward_signals(tx: tokio::sync::mpsc::Sender<Control>) -> std::io::Result<()> {
+/// SIGHUP → reload (also told to `on_hup`); SIGTERM, SIGINT → shutdown.
+pub fn forward_signals(
+    tx: tokio::sync::mpsc::Sender<Control>,
+    on_hup: tokio::sync::mpsc::Sender<()>,
+) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -260,6 +247,10 @@ pub fn forward_signals(tx: tokio::sync::mpsc::Sender<Control>) -> std::io::Resul
                 _ = int.recv() => Control::Shutdown,
             };
             let stop = matches!(msg, Control::Shutdown);
+            if matches!(msg, Control::Reload) {
+                // Full: a reload is already pending, and it reads the file anew.
+                let _ = on_hup.try_send(());
+            }
             if tx.send(msg).await.is_err() || stop {
                 break;
             }

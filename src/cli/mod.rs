@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod demo;
 pub mod exec;
 pub mod profiles;
+mod servers;
 pub mod simulate;
 use std::process::ExitCode;
 

@@ -1,0 +1,152 @@
+//! The daemon's metrics endpoint and control API: started from the configuration, and moved
+//! by a reload (SIGHUP) when their sections change. At start a server that cannot start stops
+//! burstd; at a reload the old one keeps serving instead, and the error is logged.
+
+use crate::agent::daemon::Control;
+use crate::config::{ApiConfig, Config, MetricsConfig};
+use std::path::Path;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{error, info};
+
+use super::daemon::EX_UNAVAILABLE;
+
+/// Why a server could not start, and the exit code for it at start-up.
+#[derive(Debug)]
+pub struct StartError {
+    pub message: String,
+    pub code: u8,
+}
+
+/// What serves now, as configured.
+pub struct Servers {
+    tx: mpsc::Sender<Control>,
+    metrics: MetricsConfig,
+    metrics_task: Option<JoinHandle<()>>,
+    api: ApiConfig,
+    api_task: Option<JoinHandle<()>>,
+}
+
+impl Servers {
+    /// Starts what `cfg` asks for.
+    pub async fn start(cfg: &Config, tx: mpsc::Sender<Control>) -> Result<Servers, StartError> {
+        let metrics_task = spawn_metrics(&cfg.metrics, &tx).await?;
+        let api_task = spawn_api(&cfg.api, &tx)?;
+        Ok(Servers {
+            tx,
+            metrics: cfg.metrics.clone(),
+            metrics_task,
+            api: cfg.api.clone(),
+            api_task,
+        })
+    }
+
+    /// Applies a reloaded configuration's `[metrics]` and `[api]`: a section that changed is
+    /// stopped and started anew. If the new one cannot start, the old one is started again.
+    pub async fn reload(&mut self, cfg: &Config) {
+        if cfg.metrics != self.metrics {
+            stop(self.metrics_task.take()).await;
+            match spawn_metrics(&cfg.metrics, &self.tx).await {
+                Ok(task) => {
+                    info!(listen = ?cfg.metrics.listen, "[metrics] changed by the reload");
+                    self.metrics_task = task;
+                    self.metrics = cfg.metrics.clone();
+                }
+                Err(e) => {
+                    error!(error = %e.message, "[metrics] not changed by the reload; keeping the old endpoint");
+                    self.metrics_task = restart(spawn_metrics(&self.metrics, &self.tx).await);
+                }
+            }
+        }
+        if cfg.api != self.api {
+            stop(self.api_task.take()).await;
+            remove_socket(self.api.socket.as_deref());
+            match spawn_api(&cfg.api, &self.tx) {
+                Ok(task) => {
+                    info!(socket = ?cfg.api.socket, "[api] changed by the reload");
+                    self.api_task = task;
+                    self.api = cfg.api.clone();
+                }
+                Err(e) => {
+                    error!(error = %e.message, "[api] not changed by the reload; keeping the old socket");
+                    self.api_task = restart(spawn_api(&self.api, &self.tx));
+                }
+            }
+        }
+    }
+
+    /// Removes the control API's socket (at exit).
+    pub fn remove_api_socket(&self) {
+        remove_socket(self.api.socket.as_deref());
+    }
+}
+
+async fn stop(task: Option<JoinHandle<()>>) {
+    if let Some(task) = task {
+        task.abort();
+        // Cancelled: the task and its listener are dropped once this returns.
+        let _ = task.await;
+    }
+}
+
+fn restart(again: Result<Option<JoinHandle<()>>, StartError>) -> Option<JoinHandle<()>> {
+    again.unwrap_or_else(|e| {
+        error!(error = %e.message, "cannot start it again either; it stays off until a reload or restart");
+        None
+    })
+}
+
+fn remove_socket(path: Option<&Path>) {
+    if let Some(path) = path {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+async fn spawn_metrics(
+    cfg: &MetricsConfig,
+    tx: &mpsc::Sender<Control>,
+) -> Result<Option<JoinHandle<()>>, StartError> {
+    let Some(addr) = cfg.listen else {
+        return Ok(None);
+    };
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => {
+            info!(listen = %addr, "metrics endpoint: GET /metrics, GET /healthz");
+            Ok(Some(tokio::spawn(crate::metrics::serve(l, tx.clone()))))
+        }
+        Err(e) => Err(StartError {
+            message: format!(
+                "[metrics] listen = \"{addr}\": cannot listen: {e} (another process on the port? set listen = \"\" to turn the endpoint off)"
+            ),
+            code: EX_UNAVAILABLE,
+        }),
+    }
+}
+
+fn spawn_api(
+    cfg: &ApiConfig,
+    tx: &mpsc::Sender<Control>,
+) -> Result<Option<JoinHandle<()>>, StartError> {
+    let Some(path) = &cfg.socket else {
+        return Ok(None);
+    };
+    let db = crate::api::auth::GroupDb::default();
+    let admin_gid = match cfg.admin_group.as_deref() {
+        None => None,
+        Some(g) => Some(db.gid_of(g, "admin_group").map_err(|e| StartError {
+            message: e.to_string(),
+            code: super::EX_USAGE,
+        })?),
+    };
+    let listener = crate::api::bind(path, cfg.group.as_deref(), &db).map_err(|e| StartError {
+        message: e.to_string(),
+        code: EX_UNAVAILABLE,
+    })?;
+    info!(socket = %path.display(), "control API listening");
+    let access = crate::api::Access { admin_gid, db };
+    Ok(Some(tokio::spawn(crate::api::serve(
+        listener,
+        access,
+        tx.clone(),
+    ))))
+}
