@@ -283,7 +283,18 @@ def main():
     ap.add_argument("--fleet-seconds", type=int, default=60)
     ap.add_argument("--sizes", default="1000,10000")
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    ap.add_argument("--raw", default=str(ROOT / "bench" / "results.json"),
+                    help="where the measured figures are kept (re-rendered with --render-only)")
+    ap.add_argument("--render-only", action="store_true",
+                    help="write BENCHMARKS.md again from --raw, measuring nothing")
     a = ap.parse_args()
+    if a.render_only:
+        raw = json.loads(Path(a.raw).read_text())
+        fleets = {(int(k.split("|", 1)[0]), k.split("|", 1)[1]): v for k, v in raw["fleets"].items()}
+        for k in ("runs", "fleet_seconds", "sizes"):
+            setattr(a, k, raw["args"][k])
+        write(a, raw["machine"], raw["sampling"], raw["engine"], fleets, raw["drain"])
+        return
     if os.geteuid() != 0:
         sys.exit("bench/run.py: needs root (it creates real cgroups)")
     log("building release binary")
@@ -300,6 +311,11 @@ def main():
     log(f"idle fleet {n0}, full_interval_ms = 1000")
     fleets[(n0, "full_interval_ms = 1000")] = bench_idle(n0, a.runs, a.fleet_seconds, "full_interval_ms = 1000")
     log("draining fleet"); drain = bench_drain(a.runs)
+    Path(a.raw).write_text(json.dumps({
+        "args": {"runs": a.runs, "fleet_seconds": a.fleet_seconds, "sizes": a.sizes},
+        "machine": m, "sampling": samp, "engine": eng, "drain": drain,
+        "fleets": {f"{n}|{extra}": v for (n, extra), v in fleets.items()},
+    }, indent=1) + "\n")
     write(a, m, samp, eng, fleets, drain)
 
 
@@ -353,6 +369,38 @@ FINDINGS = {
 }
 
 
+def summary(samp, eng, fleets, drain):
+    """(figure, measured, goal, met, margin) for each goal of issue 7: medians over the runs (a
+    drain's percentiles pool every hold of every run); the margin is how many times the figure
+    could grow (or, for a floor, shrink) before the goal is missed."""
+    med = statistics.median
+    rows = []
+
+    def below(name, x, limit, unit, fmt="{:.2f}", inclusive=False):
+        rows.append((name, f"{fmt.format(x)}{unit}", f"{'≤' if inclusive else '<'} {limit:g}{unit}",
+                     x <= limit if inclusive else x < limit, limit / x if x else float("inf")))
+
+    below("sampling: burstd ÷ `pread` floor", med(r["ratio_floor"] for r in samp), 1.5, "×", inclusive=True)
+    below("sampling: burstd ÷ naive", med(r["ratio_naive"] for r in samp), 1.0, "×")
+    for n, goal in ((1000, 0.5), (10000, 2.0)):
+        if (n, "") in fleets:
+            below(f"idle {n:,}: CPU, % of one core", med(fleets[(n, "")]["cpu_pct"]), goal, "%")
+    if (10000, "") in fleets:
+        below("idle 10,000: peak RSS", med(fleets[(10000, "")]["rss_mb"]), 50, " MB", "{:.1f}")
+    below("drain: overshoot p99, CPU-ms", pct(drain["overshoot_ms"], 99), 10, " ms")
+    below("drain: latency p99", pct(drain["late_ms"], 99), 20, " ms")
+    if (10000, "") in fleets:
+        scrapes = fleets[(10000, "")]["scrape_ms"]
+        below("scrape at 10,000 (median)", med(scrapes), 100, " ms", "{:.1f}")
+        below("scrape at 10,000 (slowest of all)", max(scrapes), 100, " ms", "{:.1f}")
+    for name, xs in sorted(eng.items()):
+        if name.startswith("simulate"):
+            thr = min(2_592_000 / (x / 1e9) / 1e6 for x in xs)
+            rows.append((f"engine: {name.split('/')[-1]} (slowest run)", f"{thr:.1f} M segments/s", "> 5 M segments/s",
+                         thr > 5, thr / 5))
+    return rows
+
+
 def write(a, m, samp, eng, fleets, drain):
     L = []
     w = L.append
@@ -362,6 +410,13 @@ def write(a, m, samp, eng, fleets, drain):
     w(f"Machine: {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB, Linux {m['kernel']} (cgroup v1 hybrid), "
       f"{m['rustc']}; open-file limit {os.sysconf('SC_OPEN_MAX')}; load average at start {m['load_at_start']} "
       "(a shared machine: ratios measured in one run are the robust figures).\n")
+    w("## Goals\n")
+    w("| figure | measured | goal | met | margin |\n|---|---|---|---|---|")
+    for name, x, goal, met, margin in summary(samp, eng, fleets, drain):
+        w(f"| {name} | {x} | {goal} | {'yes' if met else '**no**'} | {margin:.1f}× |")
+    w("\nMedians over the runs, except the drain's percentiles (all holds of all runs pooled) and the slowest "
+      "scrape and engine run. Margin: how many times the figure could grow (for a throughput: shrink) before "
+      "the goal is missed.\n")
     w("## 1. Sampling cost per workload (real cgroups, 100 groups, thread CPU time)\n")
     w("| path | ns per sample | goal |\n|---|---|---|")
     w(f"| floor: one `pread` of `cpuacct.usage` + `cpu.stat` on kept fds, no parsing | {fmt3([r['floor_ns'] for r in samp], '{:.0f}')} | |")
