@@ -3,7 +3,9 @@
 
 Needs root (it creates real cgroup v1 groups under /sys/fs/cgroup/{cpu,cpuacct}, removed at
 the end even on failure). Usage: sudo python3 bench/run.py [--runs 3] [--fleet-seconds 60]
-[--sizes 1000,10000] [--out BENCHMARKS.md]. Timing goals live here, never in tests.
+[--sizes 1000,10000] [--out BENCHMARKS.md]. The measured figures are also kept in
+bench/results.json; `--render-only` writes BENCHMARKS.md again from them (no root needed).
+Timing goals live here, never in tests.
 """
 import argparse, json, os, platform, re, signal, socket, statistics, subprocess, sys, tempfile, time
 import urllib.request
