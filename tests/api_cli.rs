@@ -18,6 +18,18 @@ impl Drop for Reaped {
 
 const BIN: &str = env!("CARGO_BIN_EXE_burstd");
 
+/// `burstd daemon --config CFG`, killed when dropped.
+fn daemon(cfg: &Path) -> Reaped {
+    Reaped(
+        Command::new(BIN)
+            .args(["daemon", "--config"])
+            .arg(cfg)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
 fn cgroup(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     for (f, text) in [
@@ -73,14 +85,7 @@ fn cli_talks_to_the_daemon_as_admin_and_as_a_reader() {
         ),
     )
     .unwrap();
-    let _daemon = Reaped(
-        Command::new(BIN)
-            .args(["daemon", "--config"])
-            .arg(&cfg)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _daemon = daemon(&cfg);
     let t = Instant::now();
     while !socket.exists() && t.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(20));
@@ -241,14 +246,7 @@ fn a_reload_moves_the_metrics_endpoint_and_the_api_socket() {
     };
     let (port1, socket1) = (free_port(), root.join("run/one.sock"));
     write_cfg(port1, &socket1);
-    let daemon = Reaped(
-        Command::new(BIN)
-            .args(["daemon", "--config"])
-            .arg(&cfg)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let daemon = daemon(&cfg);
     wait("the first endpoint", || healthz(port1) && socket1.exists());
     let hup = || {
         let pid = rustix::process::Pid::from_child(&daemon.0);

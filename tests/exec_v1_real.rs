@@ -124,16 +124,20 @@ fn a_parent_cgroup_exec_created_is_removed_with_the_command_cgroup() {
     }
     let parent = format!("burstd-parent-test-{}", std::process::id());
     let dirs = || [CPU, CPUACCT].map(|root| Path::new(root).join(&parent));
-    let (o, _) = run(&[
-        "exec",
-        "--profile",
-        "t3.micro",
-        "--parent",
-        &parent,
-        "-q",
-        "--",
-        "true",
-    ]);
+    let exec_true = || {
+        let args = [
+            "exec",
+            "--profile",
+            "t3.micro",
+            "--parent",
+            &parent,
+            "-q",
+            "--",
+            "true",
+        ];
+        run(&args).0
+    };
+    let o = exec_true();
     let left: Vec<PathBuf> = dirs().into_iter().filter(|d| d.exists()).collect();
     for d in &left {
         let _ = fs::remove_dir(d);
@@ -144,16 +148,7 @@ fn a_parent_cgroup_exec_created_is_removed_with_the_command_cgroup() {
     for d in dirs() {
         fs::create_dir(&d).expect("create the parent");
     }
-    let (o, _) = run(&[
-        "exec",
-        "--profile",
-        "t3.micro",
-        "--parent",
-        &parent,
-        "-q",
-        "--",
-        "true",
-    ]);
+    let o = exec_true();
     let kept = dirs().iter().all(|d| d.exists());
     for d in dirs() {
         let _ = fs::remove_dir(d);

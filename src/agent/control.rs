@@ -202,6 +202,8 @@ pub struct Agent {
     pub family_defaults: HashMap<Family, Mode>,
     /// One shared copy of each profile workloads use (all of a spec's have the same).
     profiles: Vec<Arc<Profile>>,
+    /// The handle count the descriptor budget was last planned for.
+    fd_planned: usize,
 }
 
 /// Converts a ceiling to the quota that enforces it. At or above the host's CPU count the
@@ -251,6 +253,7 @@ impl Agent {
             extra: BTreeMap::new(),
             family_defaults: HashMap::new(),
             profiles: Vec::new(),
+            fd_planned: 0,
         }
     }
 
@@ -461,9 +464,15 @@ impl Agent {
     /// Plans the descriptor budget for the running handles plus `opening` new ones, and fits
     /// every running handle to it: all give back what the plan no longer allows before any
     /// claims room (see `cgroup::budget`). No syscalls unless a handle's files change.
+    /// Skipped when nothing is to be opened and no handle went since the last plan.
     fn fit_fd_budget(&mut self, opening: usize) {
         let running = self.workloads.iter().filter(|w| w.is_running()).count();
-        self.hierarchy.plan_handles(running + opening);
+        let planned = running + opening;
+        if opening == 0 && planned == self.fd_planned {
+            return;
+        }
+        self.fd_planned = planned;
+        self.hierarchy.plan_handles(planned);
         for pass in [Fit::Release, Fit::Claim] {
             for handle in self.workloads.iter_mut().filter_map(|w| w.handle.as_mut()) {
                 handle.fit_fds(pass);

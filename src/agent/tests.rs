@@ -591,6 +591,22 @@ fn a_rescan_plans_the_fd_budget_before_opening_new_cgroups() {
     assert_eq!(tree.open_fds(), 25);
     // The gauge the metrics export.
     assert_eq!(agent.cgroup_files_open(), 25);
+    // Half of them go: the next rescan hands their room back out.
+    for i in 10..20 {
+        let name = format!("fleet/w{i}");
+        assert!(agent.stop_workload(&name, 0));
+        for root in ["cpu", "cpuacct"] {
+            let dir = tree.file(&name, &format!("{root}.x"));
+            std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
+        }
+    }
+    // The 10 left: their counters and the 5 quota files they kept.
+    assert_eq!((budget.kept(), tree.open_fds()), (15, 15));
+    agent.rescan(9 * S, 0);
+    assert_eq!(
+        (budget.kept(), budget.quota_kept(), tree.open_fds()),
+        (23, 10, 23)
+    );
 }
 
 /// The daemon's periodic save streams the state from the live workloads; the file must be
