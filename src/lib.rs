@@ -11,6 +11,7 @@ pub mod api;
 pub mod cgroup;
 pub mod cli;
 pub mod config;
+pub mod containers;
 pub mod credit;
 pub mod exec;
 pub mod http;
