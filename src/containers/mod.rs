@@ -6,3 +6,4 @@
 pub mod cgroup;
 pub mod docker;
 pub mod labels;
+pub mod tracker;
