@@ -7,3 +7,7 @@ pub mod cgroup;
 pub mod docker;
 pub mod labels;
 pub mod tracker;
+pub mod watch;
+
+#[cfg(test)]
+pub(crate) mod fake;
