@@ -99,6 +99,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "burstd_cgroup_write_errors_total",
     "burstd_cgroup_read_errors_total",
     "burstd_external_quota_changes_total",
+    "burstd_container_label_errors_total",
     "burstd_cgroup_files_open",
     "burstd_state_saves_total",
     "burstd_state_save_failures_total",
@@ -237,11 +238,16 @@ fn push_label_value(out: &mut String, v: &str) {
     }
 }
 
-/// `{workload="…",profile="…",mode="…"}` for one workload.
+/// `{workload="…",profile="…",mode="…"}` for one workload, with `container="…"` after the
+/// workload for an instance of the `[containers]` source.
 fn label_set(w: &WorkloadView) -> String {
     let mut s = String::with_capacity(w.instance_id.len() + w.profile.len() + 48);
     s.push_str("{workload=\"");
     push_label_value(&mut s, &w.instance_id);
+    if let Some(c) = &w.container {
+        s.push_str("\",container=\"");
+        push_label_value(&mut s, c);
+    }
     s.push_str("\",profile=\"");
     push_label_value(&mut s, &w.profile);
     s.push_str("\",mode=\"");
@@ -349,6 +355,12 @@ pub fn registry(s: &Scrape) -> Registry {
         "burstd_external_quota_changes",
         "Quotas found changed by another writer (and put back)",
         s.health.external_quota_changes,
+    );
+    counter(
+        &mut r,
+        "burstd_container_label_errors",
+        "Containers left alone because of a bad burstd.* label (each container counted once)",
+        s.health.container_label_errors,
     );
     gauge(
         &mut r,

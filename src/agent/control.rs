@@ -6,7 +6,7 @@
 use super::state::{SavedQuota, SavedWorkload, SavedWorkloadRef, State, StateRef, STATE_VERSION};
 use super::units::UnitResolver;
 use crate::cgroup::{is_self_or_ancestor, Cgroup, Fit, Hierarchy, Quota, Sample, WriteOutcome};
-use crate::config::{AgentConfig, Source, WorkloadSpec};
+use crate::config::{AgentConfig, ContainerSource, Source, WorkloadSpec};
 use crate::credit::{
     time_to_exhaustion, Bucket, Credits, Family, LaunchLimiter, Mode, Policy, Profile, Rate,
 };
@@ -28,6 +28,8 @@ pub struct Health {
     pub external_quota_changes: u64,
     /// Control files the cgroup handles keep open now (a gauge; set when scraped).
     pub cgroup_files_open: u64,
+    /// Containers left alone because of their `burstd.*` labels.
+    pub container_label_errors: u64,
 }
 
 /// Scales a cumulative raw quantity by `k/1000` without drift: the scaled total is computed
@@ -85,6 +87,16 @@ pub struct Workload {
     /// Its cgroup has been looked for since the agent started (until then a restored
     /// workload's saved state is kept as it was).
     pub seen: bool,
+    /// A container instance's name and own CPU limit (boxed: most workloads are not one).
+    pub container: Option<Box<ContainerRun>>,
+}
+
+/// What a container instance adds to a workload.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ContainerRun {
+    pub name: String,
+    /// The container's own CPU limit: the quota written is never above it.
+    pub cpu_limit: Option<Rate>,
 }
 
 impl Workload {
@@ -116,6 +128,16 @@ impl Workload {
             usage_ns: self.last.usage_ns,
             accounted_at_boot_ns: self.last_at_ns,
             original_quota: self.original_quota.map(SavedQuota::from),
+            container: self.container.as_ref().map(|c| c.name.as_str()),
+        }
+    }
+
+    /// The ceiling in force: the model's, or the container's own limit when that is lower.
+    pub fn ceiling_in_force(&self, policy: &Policy) -> Rate {
+        let ceiling = self.ceiling(policy);
+        match self.container.as_ref().and_then(|c| c.cpu_limit) {
+            Some(limit) => ceiling.min(limit),
+            None => ceiling,
         }
     }
 }
@@ -204,6 +226,12 @@ pub struct Agent {
     profiles: Vec<Arc<Profile>>,
     /// The handle count the descriptor budget was last planned for.
     fd_planned: usize,
+    /// The config-defined profiles, for container instances restored from the state file;
+    /// `Some` when the `[containers]` source is on.
+    containers: Option<BTreeMap<String, Profile>>,
+    /// The container source has listed what runs since the start: restored instances it did
+    /// not report stopped while burstd was away.
+    containers_synced: bool,
 }
 
 /// Converts a ceiling to the quota that enforces it. At or above the host's CPU count the
@@ -254,7 +282,15 @@ impl Agent {
             family_defaults: HashMap::new(),
             profiles: Vec::new(),
             fd_planned: 0,
+            containers: None,
+            containers_synced: false,
         }
+    }
+
+    /// Turns the `[containers]` source on (before [`Agent::restore`], so that saved container
+    /// instances are kept). `custom`: the config-defined profiles a label may name.
+    pub fn enable_containers(&mut self, custom: BTreeMap<String, Profile>) {
+        self.containers = Some(custom);
     }
 
     pub fn specs(&self) -> &[WorkloadSpec] {
@@ -288,9 +324,21 @@ impl Agent {
         self.workloads.reserve(state.workloads.len());
         self.index.reserve(state.workloads.len());
         for (name, mut saved) in state.workloads {
+            if self.spec_for_name(&name).is_none() {
+                if let Some(spec) = self.saved_container_spec(&name, &saved) {
+                    self.specs.push(spec);
+                }
+            }
             let Some(spec) = self.spec_for_name(&name) else {
                 info!(workload = %name, "saved workload is no longer configured; its balance is dropped");
                 continue;
+            };
+            let container = match &spec.source {
+                Source::Container(c) => Some(Box::new(ContainerRun {
+                    name: c.container.clone(),
+                    cpu_limit: None,
+                })),
+                _ => None,
             };
             // `spec` borrows `self`: a transient copy to look up the shared one.
             let profile = spec.profile.clone();
@@ -310,8 +358,32 @@ impl Agent {
             let w = &mut self.workloads[i];
             w.original_quota = saved.original_quota.map(Quota::from);
             w.cgroup = saved.cgroup.clone();
+            w.container = container;
             w.pending = Some(Box::new(saved));
         }
+    }
+
+    /// The spec of a saved container instance (stopped until the runtime reports it running),
+    /// when the container source is on and its profile still exists.
+    fn saved_container_spec(&self, name: &str, saved: &SavedWorkload) -> Option<WorkloadSpec> {
+        let custom = self.containers.as_ref()?;
+        let container = saved.container.clone()?;
+        let profile = custom
+            .get(&saved.profile)
+            .cloned()
+            .or_else(|| crate::credit::builtin_profile(&saved.profile))?;
+        Some(WorkloadSpec {
+            name: name.to_string(),
+            source: Source::Container(ContainerSource {
+                container,
+                cgroup: None,
+                cpu_limit: None,
+            }),
+            mode: saved.bucket.mode,
+            mode_explicit: true,
+            initial_credits: Credits::ZERO,
+            profile,
+        })
     }
 
     /// The shared copy of `profile` (one per distinct profile in use, not one per workload).
@@ -358,6 +430,7 @@ impl Agent {
             refused_logged: false,
             pending: None,
             seen: false,
+            container: None,
         };
         let i = self.workloads.len();
         self.workloads.push(w);
@@ -386,6 +459,10 @@ impl Agent {
         for spec in &specs {
             let found: Vec<(String, String)> = match &spec.source {
                 Source::Cgroup(p) => vec![(spec.name.clone(), p.clone())],
+                Source::Container(c) => match &c.cgroup {
+                    Some(p) => vec![(spec.name.clone(), p.clone())],
+                    None => continue,
+                },
                 Source::Unit(u) => match self.resolver.cgroup_of(u) {
                     Some(p) => vec![(spec.name.clone(), p)],
                     None => {
@@ -444,7 +521,12 @@ impl Agent {
         // stopped while burstd was away: apply the stop (surplus charged, T2 credits lost).
         // Either way its saved state is now the live one (it can be switched, and is saved).
         let saved_at = self.restored_at_s;
+        let wait_for_runtime = self.containers.is_some() && !self.containers_synced;
         for w in &mut self.workloads {
+            if wait_for_runtime && w.container.is_some() {
+                // The runtime has not listed its containers yet: this one may still run.
+                continue;
+            }
             if !w.seen && w.pending.is_some() {
                 if w.bucket.is_running() {
                     let charged = w.bucket.stop(&w.profile, saved_at);
@@ -789,7 +871,7 @@ impl Agent {
         let period = self.config.period_us;
         let host = self.host_cpus;
         let w = &mut self.workloads[i];
-        let ceiling = w.ceiling(&policy);
+        let ceiling = w.ceiling_in_force(&policy);
         if ceiling > Rate::cores(host) && !self.above_host_noted {
             info!(workload = %w.name, vcpus = w.profile.vcpus, host_cpus = host,
                 "profile has more vCPUs than this host has CPUs; it can use at most the host");
@@ -813,6 +895,103 @@ impl Agent {
                 warn!(workload = %w.name, quota = ?q, error = %e, "cannot write CPU quota");
             }
         }
+    }
+
+    /// A container of the `[containers]` source runs (it started, was found at a resync, or
+    /// moved to a new process): its instance `spec.name` starts in its cgroup, keeping the
+    /// instance's balance. Returns false when the name belongs to a configured workload.
+    pub fn container_started(&mut self, spec: WorkloadSpec, now_ns: u64, wall_s: u64) -> bool {
+        let Source::Container(c) = &spec.source else {
+            return false;
+        };
+        let (container, path) = match &c.cgroup {
+            Some(p) => (c.container.clone(), p.clone()),
+            None => return false,
+        };
+        let run = ContainerRun {
+            name: container,
+            cpu_limit: c.cpu_limit,
+        };
+        match self.specs.iter().position(|s| s.name == spec.name) {
+            Some(k) if !matches!(self.specs[k].source, Source::Container(_)) => {
+                warn!(instance = %spec.name, container = %run.name,
+                    "a configured workload has this name; the container is left alone (set burstd.instance-id)");
+                return false;
+            }
+            Some(k) => self.specs[k] = spec.clone(),
+            None => self.specs.push(spec.clone()),
+        }
+        let i = self.ensure(&spec.name, &spec);
+        if *self.workloads[i].profile != spec.profile {
+            // A re-created container may name another profile: as a config reload would.
+            let profile = self.shared_profile(&spec.profile);
+            let w = &mut self.workloads[i];
+            info!(workload = %w.name, from = %w.profile.name, to = %profile.name, "profile changed");
+            w.profile = profile;
+            w.bucket.earned = w.bucket.earned.min(w.profile.max_earned);
+            w.bucket.surplus = w.bucket.surplus.min(w.profile.max_earned);
+        }
+        self.workloads[i].container = Some(Box::new(run));
+        let w = &self.workloads[i];
+        if w.is_running() && w.cgroup.as_deref() == Some(path.as_str()) {
+            self.apply(i);
+            return true;
+        }
+        if w.is_running() {
+            self.sample(i, now_ns, wall_s, true);
+            self.stop(i, wall_s);
+        }
+        self.fit_fd_budget(1);
+        self.open(i, &path, now_ns, wall_s);
+        true
+    }
+
+    /// A container instance stopped (or its container went): a last sample, then a stop with
+    /// its profile's rules. The instance and its balance stay (T3 keeps its credits).
+    pub fn container_stopped(&mut self, instance: &str, now_ns: u64, wall_s: u64) {
+        if let Some(spec) = self.specs.iter_mut().find(|s| s.name == instance) {
+            if let Source::Container(c) = &mut spec.source {
+                c.cgroup = None;
+            }
+        }
+        let Some(&i) = self.index.get(instance) else {
+            return;
+        };
+        if self.workloads[i].is_running() {
+            self.sample(i, now_ns, wall_s, true);
+            self.stop(i, wall_s);
+        }
+    }
+
+    /// A container's own CPU limit changed (`docker update --cpus`).
+    pub fn container_limit(&mut self, instance: &str, cpu_limit: Option<Rate>) {
+        if let Some(spec) = self.specs.iter_mut().find(|s| s.name == instance) {
+            if let Source::Container(c) = &mut spec.source {
+                c.cpu_limit = cpu_limit;
+            }
+        }
+        let Some(&i) = self.index.get(instance) else {
+            return;
+        };
+        if let Some(c) = self.workloads[i].container.as_mut() {
+            c.cpu_limit = cpu_limit;
+        }
+        self.apply(i);
+    }
+
+    /// The container source has listed what runs: restored instances it did not report are
+    /// stopped since the last save (surplus charged, T2 credits lost), as for any workload
+    /// whose cgroup is gone after a restart.
+    pub fn containers_synced(&mut self, now_ns: u64, wall_s: u64) {
+        if !self.containers_synced {
+            self.containers_synced = true;
+            self.rescan(now_ns, wall_s);
+        }
+    }
+
+    /// Counts a container left alone because of its labels.
+    pub fn container_label_error(&mut self) {
+        self.health.container_label_errors += 1;
     }
 
     /// Stops workload `name` now (its cgroup is about to be removed, as at the end of
@@ -863,6 +1042,16 @@ impl Agent {
         wall_s: u64,
     ) {
         self.sample_all(now_ns, wall_s);
+        // Container instances come from the runtime, not the file: they stay.
+        let mut specs = specs;
+        specs.extend(
+            self.specs
+                .iter()
+                .filter(|s| matches!(s.source, Source::Container(_)))
+                .filter(|c| !specs.iter().any(|s| s.name == c.name))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
         let old_specs = std::mem::replace(&mut self.specs, specs);
         self.limiter.limit = config.launch_credit_limit;
         let rescale = self.config.time_scale_milli != config.time_scale_milli;

@@ -30,6 +30,8 @@ pub enum Control {
         crate::api::engine::Call,
         oneshot::Sender<crate::api::engine::Answer>,
     ),
+    /// What the container source saw (a container started or stopped, a label error).
+    Container(crate::containers::watch::Change),
 }
 
 /// The loop's clocks: a monotonic one that keeps running across agent restarts within one
@@ -211,6 +213,9 @@ pub async fn run_loop(
                 }
                 Some(Control::Ping(reply)) => {
                     let _ = reply.send(());
+                }
+                Some(Control::Container(change)) => {
+                    crate::containers::bridge::apply(&mut agent, change, clock.now_ns(), clock.wall_s());
                 }
                 Some(Control::Api(call, reply)) => {
                     let (answer, changed) =

@@ -55,6 +55,9 @@ pub struct SavedWorkload {
     pub accounted_at_boot_ns: u64,
     /// The quota the cgroup had before burstd first managed it (for `on_exit = "restore"`).
     pub original_quota: Option<SavedQuota>,
+    /// The container's name, for an instance of the `[containers]` source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
 }
 
 impl SavedWorkload {
@@ -68,6 +71,7 @@ impl SavedWorkload {
             usage_ns: self.usage_ns,
             accounted_at_boot_ns: self.accounted_at_boot_ns,
             original_quota: self.original_quota,
+            container: self.container.as_deref(),
         }
     }
 }
@@ -83,6 +87,8 @@ pub struct SavedWorkloadRef<'a> {
     pub usage_ns: u64,
     pub accounted_at_boot_ns: u64,
     pub original_quota: Option<SavedQuota>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<&'a str>,
 }
 
 impl SavedWorkloadRef<'_> {
@@ -95,6 +101,7 @@ impl SavedWorkloadRef<'_> {
             usage_ns: self.usage_ns,
             accounted_at_boot_ns: self.accounted_at_boot_ns,
             original_quota: self.original_quota,
+            container: self.container.map(str::to_string),
         }
     }
 }
@@ -293,6 +300,7 @@ mod tests {
                 usage_ns: 0,
                 accounted_at_boot_ns: 0,
                 original_quota: None,
+                container: None,
             },
         );
         workloads.insert(
@@ -308,6 +316,7 @@ mod tests {
                     quota_us: Some(50_000),
                     period_us: 100_000,
                 }),
+                container: Some("web-1".into()),
             },
         );
         workloads.insert(
@@ -323,6 +332,7 @@ mod tests {
                     quota_us: None,
                     period_us: 100_000,
                 }),
+                container: None,
             },
         );
         State {

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 pub struct WorkloadView {
     /// The workload name (the API's InstanceId).
     pub instance_id: String,
+    /// The container's name, for an instance of the `[containers]` source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
     pub profile: String,
     /// The profile's family (`t2`, `t3`, `t3a`, `t4g`, `azure-b`, `custom`).
     pub family: String,
@@ -67,6 +70,7 @@ pub fn workload_views(agent: &Agent) -> Vec<WorkloadView> {
             let secs = |ns: u64| ns as f64 / NS_PER_SEC as f64;
             WorkloadView {
                 instance_id: w.name.clone(),
+                container: w.container.as_ref().map(|c| c.name.clone()),
                 profile: w.profile.name.clone(),
                 family: w.profile.family.as_str().to_string(),
                 cpu_credits: b.mode.as_str().to_string(),

@@ -175,6 +175,10 @@ pub fn run_daemon(args: DaemonArgs) -> ExitCode {
         own,
         state::boot_id(),
     );
+    if cfg.containers.docker.is_some() {
+        // Before the restore, so that saved container instances keep their balances.
+        agent.enable_containers(cfg.custom_profiles.clone());
+    }
     if let Some(s) = saved {
         info!(
             workloads = s.workloads.len(),
@@ -217,6 +221,15 @@ pub fn run_daemon(args: DaemonArgs) -> ExitCode {
                 }
             }
         });
+        if let Some(socket) = cfg.containers.docker.clone() {
+            info!(socket = %socket.display(), "following labelled containers");
+            crate::containers::bridge::spawn(
+                socket,
+                layout,
+                cfg.custom_profiles.clone(),
+                tx.clone(),
+            );
+        }
         let opts = LoopOptions {
             config_path: Some(args.config.clone()),
             notify: true,
@@ -328,6 +341,7 @@ pub fn run_check(args: CheckArgs) -> ExitCode {
             Source::Cgroup(p) => vec![p.clone()],
             Source::Unit(u) => resolver.cgroup_of(u).into_iter().collect(),
             Source::Match(pat) => hierarchy.glob(pat).unwrap_or_default(),
+            Source::Container(c) => c.cgroup.iter().cloned().collect(),
         };
         let what = format!("{} ({}, {})", w.name, w.profile.name, w.mode);
         if paths.is_empty() {
@@ -352,11 +366,56 @@ pub fn run_check(args: CheckArgs) -> ExitCode {
             }
         }
     }
+    if let Some(socket) = &cfg.containers.docker {
+        problems += check_containers(socket, &cfg.custom_profiles);
+    }
     if problems > 0 {
         println!("{problems} problem(s) found");
         ExitCode::FAILURE
     } else {
         println!("no problems found");
         ExitCode::SUCCESS
+    }
+}
+
+/// `burstd check`'s container lines: every running container with `burstd.profile`, and what
+/// burstd makes of its labels. Returns the number of problems.
+fn check_containers(
+    socket: &Path,
+    custom: &std::collections::BTreeMap<String, crate::credit::Profile>,
+) -> usize {
+    use crate::containers::docker::{Client, Limits};
+    let client = Client::new(socket, Limits::default());
+    let rows = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| {
+            rt.block_on(crate::containers::watch::check(&client, custom))
+                .map_err(|e| e.to_string())
+        });
+    match rows {
+        Err(e) => {
+            println!("containers    PROBLEM: {e} (burstd keeps running without them and retries)");
+            1
+        }
+        Ok(rows) => {
+            println!(
+                "containers    {}: {} labelled container(s) running",
+                socket.display(),
+                rows.len()
+            );
+            let mut problems = 0;
+            for r in rows {
+                match r.outcome {
+                    Ok(what) => println!("container     {}: {what}", r.container),
+                    Err(e) => {
+                        problems += 1;
+                        println!("container     {} PROBLEM: {e}; left alone", r.container);
+                    }
+                }
+            }
+            problems
+        }
     }
 }

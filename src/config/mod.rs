@@ -37,6 +37,8 @@ struct RawFile {
     metrics: RawMetrics,
     #[serde(default)]
     api: RawApi,
+    #[serde(default)]
+    containers: containers::RawContainers,
 }
 
 #[derive(Deserialize, Debug)]
@@ -184,6 +186,20 @@ pub enum Source {
     Unit(String),
     /// A glob over cgroup paths; each match is its own workload named `<name>/<last element>`.
     Match(String),
+    /// A container that opted in with its labels (the `[containers]` source); not from the
+    /// file: the agent learns these as the runtime reports them.
+    Container(ContainerSource),
+}
+
+/// Where a container instance is now.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ContainerSource {
+    /// The container's name (the `container` label of its metrics).
+    pub container: String,
+    /// Its cgroup while it runs, relative to the hierarchy root; `None` while it is stopped.
+    pub cgroup: Option<String>,
+    /// Its own CPU limit (`--cpus`): burstd's ceiling never goes above it.
+    pub cpu_limit: Option<crate::credit::Rate>,
 }
 
 /// One `[[workload]]` entry, resolved.
@@ -228,6 +244,7 @@ pub struct Config {
     pub custom_profiles: BTreeMap<String, Profile>,
     pub metrics: MetricsConfig,
     pub api: ApiConfig,
+    pub containers: ContainersConfig,
 }
 
 /// A configuration error with its place in the file.
@@ -328,6 +345,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     }
     let metrics = metrics_config(&cx, &raw.metrics)?;
     let api = api_config(&cx, &raw.api)?;
+    let containers = containers::containers_config(&cx, &raw.containers)?;
     Ok(Config {
         path: path.to_path_buf(),
         agent,
@@ -335,6 +353,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         custom_profiles,
         metrics,
         api,
+        containers,
     })
 }
 
@@ -789,6 +808,9 @@ fn workload(
         initial_credits,
     })
 }
+
+mod containers;
+pub use containers::ContainersConfig;
 
 #[cfg(test)]
 mod tests;

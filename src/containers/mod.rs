@@ -9,5 +9,6 @@ pub mod labels;
 pub mod tracker;
 pub mod watch;
 
+pub mod bridge;
 #[cfg(test)]
 pub(crate) mod fake;

@@ -301,6 +301,7 @@ fn grafana_dashboard_is_valid_json_templated_on_workload() {
 fn view(name: &str) -> WorkloadView {
     WorkloadView {
         instance_id: name.into(),
+        container: None,
         profile: "t3.micro".into(),
         family: "t3".into(),
         cpu_credits: "standard".into(),
