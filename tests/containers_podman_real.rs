@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 async fn next(rx: &mut mpsc::Receiver<Change>) -> Change {
     loop {
         match tokio::time::timeout(Duration::from_secs(60), rx.recv()).await {
-            Ok(Some(Change::Connected)) => continue,
+            Ok(Some(Change::Synced)) => continue,
             Ok(Some(c)) => return c,
             Ok(None) => panic!("watcher ended"),
             Err(_) => panic!("no change from the watcher within 60 s"),

@@ -66,6 +66,9 @@ pub enum Action {
         name: String,
         reason: String,
     },
+    /// Everything the list showed has been reported (after the `Manage`s its inspections
+    /// lead to, when those go first): restored instances not reported are stopped.
+    Synced,
     /// The connection failed: try again after this long.
     Reconnect { after: Duration },
 }
@@ -132,6 +135,7 @@ impl Tracker {
                 actions.push(Action::Inspect(s.id.clone()));
             }
         }
+        actions.push(Action::Synced);
         actions
     }
 
@@ -351,7 +355,7 @@ mod tests {
         t.connected();
         assert_eq!(
             t.listed(vec![summary(A, Some("t3.micro"))]),
-            vec![Action::Inspect(A.into())]
+            vec![Action::Inspect(A.into()), Action::Synced]
         );
         assert!(is_manage(&t.inspected(A, t3(A, 10)), A));
         t
@@ -363,7 +367,7 @@ mod tests {
         assert_eq!(t.connected(), vec![Action::List]);
         // The list filter asks for labelled ones; an unlabelled answer is ignored anyway.
         let a = t.listed(vec![summary(A, Some("t3.micro")), summary(B, None)]);
-        assert_eq!(a, vec![Action::Inspect(A.into())]);
+        assert_eq!(a, vec![Action::Inspect(A.into()), Action::Synced]);
         let a = t.inspected(A, t3(A, 10));
         assert!(is_manage(&a, A), "{a:?}");
         let Action::Manage(m) = &a[0] else {
@@ -396,13 +400,13 @@ mod tests {
             summary(A, Some("t3.micro")),
             summary(B, Some("t3.micro")),
         ]);
-        assert_eq!(a, vec![Action::Inspect(A.into())]);
+        assert_eq!(a, vec![Action::Inspect(A.into()), Action::Synced]);
         // B started after the list was taken: the list lacks it, and B stays managed.
         let mut t = Tracker::default();
         t.connected();
         t.event(ev(EventKind::Start, B, true));
         assert!(is_manage(&t.inspected(B, t3(B, 20)), B));
-        assert!(t.listed(vec![]).is_empty());
+        assert_eq!(t.listed(vec![]), vec![Action::Synced]);
         assert_eq!(managed_ids(&t), vec![(B.into(), 20)]);
     }
 
@@ -413,7 +417,10 @@ mod tests {
         t.connected();
         // A dies after the list was taken: the list still has it, the event is fresher.
         assert_eq!(t.event(ev(EventKind::Died, A, true)), vec![unmanage(A)]);
-        assert!(t.listed(vec![summary(A, Some("t3.micro"))]).is_empty());
+        assert_eq!(
+            t.listed(vec![summary(A, Some("t3.micro"))]),
+            vec![Action::Synced]
+        );
         assert!(managed_ids(&t).is_empty());
     }
 
@@ -475,7 +482,10 @@ mod tests {
         assert_eq!(managed_ids(&t), vec![(A.into(), 10)]);
         t.connected();
         let a = t.listed(vec![summary(B, Some("t3.micro"))]);
-        assert_eq!(a, vec![unmanage(A), Action::Inspect(B.into())]);
+        assert_eq!(
+            a,
+            vec![unmanage(A), Action::Inspect(B.into()), Action::Synced]
+        );
         assert!(is_manage(&t.inspected(B, t3(B, 20)), B));
         assert_eq!(managed_ids(&t), vec![(B.into(), 20)]);
     }
@@ -487,7 +497,7 @@ mod tests {
         t.connected();
         assert_eq!(
             t.listed(vec![summary(A, Some("t3.micro"))]),
-            vec![Action::Inspect(A.into())]
+            vec![Action::Inspect(A.into()), Action::Synced]
         );
         // Same id, new process: managed anew.
         assert!(is_manage(&t.inspected(A, t3(A, 11)), A));

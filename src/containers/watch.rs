@@ -33,8 +33,9 @@ pub enum Change {
     },
     /// A container's labels were refused (already logged; for the metric).
     LabelError(LabelError),
-    /// The socket answers again (after `Unreachable`, or at first).
-    Connected,
+    /// Every running container of a (re)sync has been reported: restored instances not
+    /// among them stopped while burstd was away.
+    Synced,
     /// The socket cannot be reached or the stream broke; retrying.
     Unreachable(String),
 }
@@ -111,9 +112,13 @@ impl Watcher {
                     }
                     Action::Inspect(id) => {
                         let answer = self.inspect(&id).await?;
-                        queue.extend(self.tracker.inspected(&id, answer));
+                        // What it leads to goes before the rest, so `Synced` comes last.
+                        for a in self.tracker.inspected(&id, answer).into_iter().rev() {
+                            queue.push_front(a);
+                        }
                         continue;
                     }
+                    Action::Synced => Change::Synced,
                     Action::Reconnect { .. } => continue,
                     Action::Manage(m) => {
                         info!(container = %m.name, instance = %m.spec.instance_id, cgroup = %m.cgroup,
@@ -149,9 +154,6 @@ impl Watcher {
                     listing = None;
                     let list = listed?;
                     queue.extend(self.tracker.listed(list));
-                    if tx.send(Change::Connected).await.is_err() {
-                        return Ok(());
-                    }
                 }
                 event = stream.next() => queue.extend(self.tracker.event(event?)),
                 _ = tx.closed() => return Ok(()),
@@ -257,7 +259,7 @@ mod tests {
     async fn next(rx: &mut mpsc::Receiver<Change>) -> Change {
         loop {
             match tokio::time::timeout(Duration::from_secs(20), rx.recv()).await {
-                Ok(Some(Change::Connected)) => continue,
+                Ok(Some(Change::Synced)) => continue,
                 Ok(Some(c)) => return c,
                 Ok(None) => panic!("watcher ended"),
                 Err(_) => panic!("no change within 20 s"),
