@@ -378,3 +378,31 @@ fn label_values_are_escaped_and_both_formats_pass_promtool() {
         Err(_) => eprintln!("promtool not installed: the text is not linted by it"),
     }
 }
+
+#[test]
+fn container_instances_carry_a_container_label_and_label_errors_are_counted() {
+    let mut web = view("web-prod");
+    web.container = Some("web".into());
+    let health = Health {
+        container_label_errors: 2,
+        ..Health::default()
+    };
+    let s = Scrape {
+        workloads: vec![web, view("plain")],
+        health,
+        saves: SaveStats::default(),
+        histograms: LoopHistograms::new(),
+    };
+    let text = encode(&s, false);
+    assert!(
+        text.contains("burstd_cpu_credit_balance{workload=\"web-prod\",container=\"web\",profile=\"t3.micro\",mode=\"standard\"} 0.6\n"),
+        "{text}"
+    );
+    assert!(text.contains(
+        "burstd_cpu_credit_balance{workload=\"plain\",profile=\"t3.micro\",mode=\"standard\"} 0.6\n"
+    ));
+    assert!(
+        text.contains("burstd_container_label_errors_total 2\n"),
+        "{text}"
+    );
+}
