@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod credit;
 pub mod exec;
+pub mod host;
 pub mod http;
 pub mod metrics;
 pub mod sim;

@@ -38,7 +38,7 @@ pub struct Access {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub enum SocketError {
     #[error("[api] socket {path}: {what}: {source}")]
     Io {
         path: PathBuf,
@@ -52,8 +52,8 @@ pub enum ApiError {
 }
 
 /// Creates the socket: parent directory, stale socket removed, mode 0660, group `group`.
-pub fn bind(path: &Path, group: Option<&str>, db: &GroupDb) -> Result<UnixListener, ApiError> {
-    let io = |what, source| ApiError::Io {
+pub fn bind(path: &Path, group: Option<&str>, db: &GroupDb) -> Result<UnixListener, SocketError> {
+    let io = |what, source| SocketError::Io {
         path: path.to_path_buf(),
         what,
         source,
@@ -70,7 +70,7 @@ pub fn bind(path: &Path, group: Option<&str>, db: &GroupDb) -> Result<UnixListen
             ));
         }
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(ApiError::InUse {
+            return Err(SocketError::InUse {
                 path: path.to_path_buf(),
             });
         }

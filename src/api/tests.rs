@@ -628,7 +628,7 @@ fn socket_is_0660_with_the_configured_group_and_stale_sockets_are_replaced() {
         }
         assert!(matches!(
             bind(&path, None, &db),
-            Err(ApiError::InUse { .. })
+            Err(SocketError::InUse { .. })
         ));
         drop(l);
         // Left behind by a crash: replaced.

@@ -1,19 +1,16 @@
 //! `burstd daemon` and `burstd check`: the agent's entry points.
 
+use super::exit::{EX_DATAERR, EX_UNAVAILABLE, EX_USAGE};
 use super::servers::Servers;
 use crate::agent::daemon::{run_loop, Control, LoopOptions, SystemClock};
 use crate::agent::units::Systemctl;
 use crate::agent::{state, Agent};
 use crate::cgroup::{layout::SCHED_EXT_STATE, read_own_cgroup_paths, sched_ext_enabled, Layout};
 use crate::config::{self, Source};
+use crate::host;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tracing::{error, info, warn};
-
-/// Exit code when the state file cannot be used (sysexits EX_DATAERR).
-pub const EX_DATAERR: u8 = 65;
-/// Exit code when the host cannot do what is asked (sysexits EX_UNAVAILABLE).
-pub const EX_UNAVAILABLE: u8 = 69;
 
 #[derive(clap::Args, Debug)]
 pub struct DaemonArgs {
@@ -59,66 +56,6 @@ pub fn init_logging_with(default_level: &str) {
     };
 }
 
-/// The cgroup layout: `cgroup_root` from the config if given (a v2 mount, or a directory
-/// holding v1 `cpu` and `cpuacct` mounts), otherwise detected from /proc/self/mountinfo.
-pub fn layout_for(cgroup_root: Option<&Path>) -> Result<Layout, String> {
-    let Some(root) = cgroup_root else {
-        return Layout::detect().map_err(|e| e.to_string());
-    };
-    if root.join("cgroup.controllers").exists() {
-        return Ok(Layout::v2(root));
-    }
-    let cpu = [root.join("cpu"), root.join("cpu,cpuacct")]
-        .into_iter()
-        .find(|p| p.join("cpu.cfs_quota_us").exists());
-    let acct = [root.join("cpuacct"), root.join("cpu,cpuacct")]
-        .into_iter()
-        .find(|p| p.join("cpuacct.usage").exists());
-    match (cpu, acct) {
-        (Some(c), Some(a)) => Ok(Layout::v1(c, a)),
-        _ => Err(format!(
-            "cgroup_root = {:?} is neither a cgroup v2 mount (no cgroup.controllers) nor a directory with v1 cpu and cpuacct hierarchies",
-            root.display()
-        )),
-    }
-}
-
-/// Raise the soft open-file limit to the most the kernel allows (`fs.nr_open`), or at least to
-/// the hard limit; returns the new soft limit. Call it before [`Layout::hierarchy`]: the
-/// hierarchy's descriptor budget ([`crate::cgroup::FdBudget`]) is this limit, read once, minus a
-/// reserve. Each managed cgroup keeps its usage counter open (the routine sample is one
-/// `pread`) and its other 1–4 control files only while all handles keep at most half the
-/// budget; past that they are opened for each read. So a low hard limit (systemd's
-/// `LimitNOFILE=`, no `CAP_SYS_RESOURCE`) costs the later workloads slower throttling and quota
-/// reads, not EMFILE: 10,000 v1 workloads fit in 20,000 descriptors.
-pub fn raise_open_file_limit() -> Option<u64> {
-    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .unwrap_or(1 << 20);
-    let all = Rlimit {
-        current: Some(nr_open),
-        maximum: Some(nr_open),
-    };
-    if setrlimit(Resource::Nofile, all).is_err() {
-        // Without CAP_SYS_RESOURCE (systemd's LimitNOFILE= sets the hard limit then).
-        let hard = getrlimit(Resource::Nofile).maximum;
-        let _ = setrlimit(
-            Resource::Nofile,
-            Rlimit {
-                current: hard,
-                maximum: hard,
-            },
-        );
-    }
-    getrlimit(Resource::Nofile).current
-}
-
-pub fn host_cpus() -> u32 {
-    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
-}
-
 fn describe(layout: &Layout) -> String {
     match layout {
         Layout::V2 { root } => format!("cgroup v2 at {}", root.display()),
@@ -141,17 +78,17 @@ pub fn run_daemon(args: DaemonArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("burstd: {e}");
-            return ExitCode::from(super::EX_USAGE);
+            return ExitCode::from(EX_USAGE);
         }
     };
-    let layout = match layout_for(cfg.agent.cgroup_root.as_deref()) {
+    let layout = match Layout::resolve(cfg.agent.cgroup_root.as_deref()) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("burstd: {e}");
             return ExitCode::from(EX_UNAVAILABLE);
         }
     };
-    let files = raise_open_file_limit();
+    let files = host::raise_open_file_limit();
     info!(layout = %describe(&layout), workloads = cfg.workloads.len(), config = %args.config.display(),
         open_file_limit = ?files, "burstd starting");
     if sched_ext_enabled(Path::new(SCHED_EXT_STATE)).unwrap_or(false) {
@@ -171,7 +108,7 @@ pub fn run_daemon(args: DaemonArgs) -> ExitCode {
         cfg.workloads.clone(),
         layout.hierarchy(),
         Box::new(Systemctl),
-        host_cpus(),
+        host::host_cpus(),
         own,
         state::boot_id(),
     );
@@ -264,7 +201,7 @@ pub fn run_check(args: CheckArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("burstd: {e}");
-            return ExitCode::from(super::EX_USAGE);
+            return ExitCode::from(EX_USAGE);
         }
     };
     let mut problems = 0;
@@ -274,7 +211,7 @@ pub fn run_check(args: CheckArgs) -> ExitCode {
         cfg.workloads.len(),
         cfg.custom_profiles.len()
     );
-    let layout = match layout_for(cfg.agent.cgroup_root.as_deref()) {
+    let layout = match Layout::resolve(cfg.agent.cgroup_root.as_deref()) {
         Ok(l) => {
             println!("cgroups       {}", describe(&l));
             l

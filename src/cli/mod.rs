@@ -2,19 +2,16 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod args;
 pub mod client;
 pub mod daemon;
 pub mod demo;
 pub mod exec;
+pub mod exit;
 pub mod profiles;
 mod servers;
 pub mod simulate;
 use std::process::ExitCode;
-
-/// Exit code for bad input or configuration (sysexits EX_USAGE).
-pub const EX_USAGE: u8 = 64;
-/// Exit code for a bad command line or bad input file of `simulate` (clap's own).
-pub const EX_BAD_INPUT: u8 = 2;
 
 /// burstd gives Linux cgroups the CPU-credit behaviour of cloud burstable instances
 /// (EC2 T2/T3/T3a/T4g, Azure B): a credit bucket per workload, a baseline when credits run

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{error, info};
 
-use super::daemon::EX_UNAVAILABLE;
+use super::exit::{EX_UNAVAILABLE, EX_USAGE};
 
 /// Why a server could not start, and the exit code for it at start-up.
 #[derive(Debug)]
@@ -135,7 +135,7 @@ fn spawn_api(
         None => None,
         Some(g) => Some(db.gid_of(g, "admin_group").map_err(|e| StartError {
             message: e.to_string(),
-            code: super::EX_USAGE,
+            code: EX_USAGE,
         })?),
     };
     let listener = crate::api::bind(path, cfg.group.as_deref(), &db).map_err(|e| StartError {
