@@ -43,7 +43,7 @@ fn demo_profile() -> Result<Profile, String> {
 }
 
 pub fn run_demo(a: DemoArgs) -> ExitCode {
-    super::daemon::init_logging_with("warn");
+    super::logging::init_logging_with("warn");
     match demo(a) {
         Ok(code) => code,
         Err(DemoError::Usage(m)) => {

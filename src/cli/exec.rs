@@ -80,7 +80,7 @@ fn options(a: ExecArgs) -> Result<ExecOptions, ArgError> {
 }
 
 pub fn run_exec(a: ExecArgs) -> ExitCode {
-    super::daemon::init_logging_with("warn");
+    super::logging::init_logging_with("warn");
     let opts = match options(a) {
         Ok(o) => o,
         Err(e) => return exit::fail(EX_USAGE, e),

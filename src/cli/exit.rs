@@ -4,6 +4,8 @@
 //! cannot be run).
 
 use crate::api::client::ClientError;
+use crate::daemon::servers::StartError;
+use crate::daemon::DaemonError;
 use crate::exec::ExecError;
 use std::process::ExitCode;
 
@@ -45,6 +47,18 @@ pub fn of_client(e: &ClientError) -> u8 {
     match e {
         ClientError::PermissionDenied(_) => EX_NOPERM,
         _ => EX_UNAVAILABLE,
+    }
+}
+
+/// The exit code of a daemon that could not start or ended badly.
+pub fn of_daemon(e: &DaemonError) -> u8 {
+    match e {
+        DaemonError::Config(_) => EX_USAGE,
+        DaemonError::Layout(_) => EX_UNAVAILABLE,
+        DaemonError::State(_) => EX_DATAERR,
+        DaemonError::Server(StartError::AdminGroup(_)) => EX_USAGE,
+        DaemonError::Server(_) => EX_UNAVAILABLE,
+        DaemonError::Runtime(_) | DaemonError::Signals(_) | DaemonError::NeverSaved => 1,
     }
 }
 

@@ -8,7 +8,7 @@ pub mod place;
 pub mod report;
 pub mod spawn;
 
-use crate::agent::daemon::{Clock, SystemClock};
+use crate::agent::clock::{Clock, SystemClock};
 use crate::agent::state::{self, StateError};
 use crate::agent::units::Systemctl;
 use crate::agent::{Agent, Event};
