@@ -4,9 +4,9 @@
 //! it may reach every layer.
 
 use crate::agent::clock::TokioClock;
+use crate::agent::discover::{Discoverer, UnitResolver};
 use crate::agent::fake::Fake;
 use crate::agent::persist::SaveStats;
-use crate::agent::units::UnitResolver;
 use crate::agent::Agent;
 use crate::config::{self, Config};
 use crate::daemon::event_loop::{run_loop, Inbox, LoopOptions};
@@ -45,7 +45,7 @@ pub fn agent(c: &Config, fake: &Fake) -> Agent {
         c.agent.clone(),
         c.workloads.clone(),
         Box::new(fake.clone()),
-        Box::new(NoUnits),
+        Discoverer::with_units(Box::new(NoUnits)),
         4,
         vec![],
         "boot-1".into(),

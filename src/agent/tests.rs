@@ -1,6 +1,7 @@
 //! Control-core and loop tests against the in-memory hierarchy.
 
 use super::control::{Agent, Event};
+use super::discover::Discoverer;
 use super::fake::Fake;
 use super::state;
 use crate::cgroup::Quota;
@@ -35,7 +36,7 @@ impl Manual {
             c.agent.clone(),
             c.workloads.clone(),
             Box::new(self.fake.clone()),
-            Box::new(NoUnits),
+            Discoverer::with_units(Box::new(NoUnits)),
             4,
             own,
             "boot-1".into(),
@@ -479,7 +480,7 @@ fn a_rescan_plans_the_fd_budget_before_opening_new_cgroups() {
         c.agent,
         c.workloads,
         tree.layout.hierarchy_with_budget(Arc::clone(&budget)),
-        Box::new(NoUnits),
+        Discoverer::with_units(Box::new(NoUnits)),
         4,
         vec![],
         "b".into(),

@@ -3,10 +3,10 @@
 
 use super::exit::{self, EX_UNAVAILABLE, EX_USAGE};
 use super::logging::init_logging;
+use crate::agent::discover::{Discoverer, Lookup};
 use crate::agent::state;
-use crate::agent::units::Systemctl;
 use crate::cgroup::{layout::SCHED_EXT_STATE, sched_ext_enabled, Layout};
-use crate::config::{self, Source};
+use crate::config;
 use crate::daemon::{self, describe_layout, DaemonError};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -97,13 +97,12 @@ pub fn run_check(args: CheckArgs) -> ExitCode {
         }
     }
     let hierarchy = layout.hierarchy();
-    let mut resolver = Systemctl;
+    let mut discover = Discoverer::system();
     for w in &cfg.workloads {
-        use crate::agent::units::UnitResolver;
-        let paths: Vec<String> = match &w.source {
-            Source::Cgroup(p) => vec![p.clone()],
-            Source::Unit(u) => resolver.cgroup_of(u).into_iter().collect(),
-            Source::Match(pat) => hierarchy.glob(pat).unwrap_or_default(),
+        // What the agent's rescan would find now; a source that cannot be asked finds nothing.
+        let paths: Vec<String> = match discover.lookup(w, &*hierarchy) {
+            Ok(Lookup::Cgroups(found)) => found.into_iter().map(|f| f.cgroup).collect(),
+            Ok(Lookup::NotRunning) | Err(_) => Vec::new(),
         };
         let what = format!("{} ({}, {})", w.name, w.profile.name, w.mode);
         if paths.is_empty() {

@@ -12,7 +12,7 @@ mod signals;
 mod tests;
 
 use crate::agent::clock::SystemClock;
-use crate::agent::units::Systemctl;
+use crate::agent::discover::Discoverer;
 use crate::agent::{state, Agent};
 use crate::cgroup::layout::{RootError, SCHED_EXT_STATE};
 use crate::cgroup::{read_own_cgroup_paths, sched_ext_enabled, Layout};
@@ -76,7 +76,7 @@ pub fn run(config_path: &Path) -> Result<(), DaemonError> {
         cfg.agent.clone(),
         cfg.workloads.clone(),
         layout.hierarchy(),
-        Box::new(Systemctl),
+        Discoverer::system(),
         host::host_cpus(),
         own,
         state::boot_id(),

@@ -2,6 +2,7 @@
 
 use super::event_loop::{channels, run_loop, Control, LoopOptions};
 use crate::agent::clock::TokioClock;
+use crate::agent::discover::Discoverer;
 use crate::agent::fake::Fake;
 use crate::agent::{state, Agent};
 use crate::cgroup::Quota;
@@ -32,7 +33,7 @@ async fn loop_caps_reloads_and_saves_on_shutdown() {
         c.agent,
         c.workloads,
         Box::new(fake.clone()),
-        Box::new(NoUnits),
+        Discoverer::with_units(Box::new(NoUnits)),
         4,
         vec![],
         "b".into(),

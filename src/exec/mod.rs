@@ -9,8 +9,8 @@ pub mod report;
 pub mod spawn;
 
 use crate::agent::clock::{Clock, SystemClock};
+use crate::agent::discover::Discoverer;
 use crate::agent::state::{self, StateError};
-use crate::agent::units::Systemctl;
 use crate::agent::{Agent, Event};
 use crate::cgroup::{read_own_cgroup_paths, CgroupError, Layout};
 use crate::config::{self, Source, WorkloadSpec};
@@ -278,7 +278,7 @@ fn new_agent(
         cfg,
         vec![spec],
         layout.hierarchy(),
-        Box::new(Systemctl),
+        Discoverer::system(),
         crate::host::host_cpus(),
         own,
         state::boot_id(),
