@@ -1,13 +1,14 @@
 //! The Prometheus endpoint: `GET /metrics` and `GET /healthz`.
 //!
-//! Every scrape asks the agent's task for a fresh [`Scrape`] (it samples every workload's
-//! counters at that moment) and builds a new registry from it, so a workload that stopped
-//! is simply absent from the next scrape. Encoding is `prometheus-client`'s OpenMetrics text;
+//! Every scrape asks the agent's task for a fresh [`Scrape`] through a narrow handle,
+//! [`Asker<Probe>`] (the loop samples every workload's counters at that moment), and builds a
+//! new registry from it, so a workload that stopped is simply absent from the next scrape. Encoding is `prometheus-client`'s OpenMetrics text;
 //! a client that does not ask for OpenMetrics gets the classic text format (0.0.4).
 
-use crate::agent::daemon::{Control, SaveStats};
+use crate::agent::persist::SaveStats;
 use crate::agent::view::WorkloadView;
 use crate::agent::Health;
+use crate::ask::{Asker, Reply};
 use crate::http::{self, Body};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
@@ -21,12 +22,20 @@ use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
 
 pub const OPENMETRICS_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 pub const TEXT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// How long a scrape waits for the agent's task before answering 503.
-const AGENT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const AGENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the endpoint asks of the control loop, through its [`Asker<Probe>`].
+#[derive(Debug)]
+pub enum Probe {
+    /// Sample every workload now and answer with the metrics (a Prometheus scrape).
+    Scrape(Reply<Scrape>),
+    /// Answer at once: the loop is alive (`/healthz`).
+    Ping(Reply<()>),
+}
 
 /// Everything one scrape exports, gathered by the agent's task.
 #[derive(Clone, Debug)]
@@ -456,26 +465,18 @@ fn wants_openmetrics(req: &Request<Incoming>) -> bool {
 }
 
 /// Asks the agent's task for a fresh scrape.
-pub async fn ask_scrape(tx: &mpsc::Sender<Control>) -> Option<Scrape> {
-    let (reply, rx) = oneshot::channel();
-    tx.send(Control::Scrape(reply)).await.ok()?;
-    tokio::time::timeout(AGENT_TIMEOUT, rx).await.ok()?.ok()
+pub async fn ask_scrape(probes: &Asker<Probe>) -> Option<Scrape> {
+    probes.ask(Probe::Scrape).await.ok()
 }
 
-async fn ask_ping(tx: &mpsc::Sender<Control>) -> Option<()> {
-    let (reply, rx) = oneshot::channel();
-    tx.send(Control::Ping(reply)).await.ok()?;
-    tokio::time::timeout(AGENT_TIMEOUT, rx).await.ok()?.ok()
-}
-
-async fn handle(req: Request<Incoming>, tx: mpsc::Sender<Control>) -> Response<Body> {
+async fn handle(req: Request<Incoming>, probes: Asker<Probe>) -> Response<Body> {
     let text =
         |status, body: &'static str| http::response(status, "text/plain; charset=utf-8", body);
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
     }
     match req.uri().path() {
-        "/metrics" => match ask_scrape(&tx).await {
+        "/metrics" => match ask_scrape(&probes).await {
             Some(s) => {
                 let om = wants_openmetrics(&req);
                 let ct = if om { OPENMETRICS_TYPE } else { TEXT_TYPE };
@@ -487,9 +488,9 @@ async fn handle(req: Request<Incoming>, tx: mpsc::Sender<Control>) -> Response<B
             ),
         },
         // Healthy = the control loop answers within the timeout.
-        "/healthz" => match ask_ping(&tx).await {
-            Some(()) => text(StatusCode::OK, "ok\n"),
-            None => text(
+        "/healthz" => match probes.ask(Probe::Ping).await {
+            Ok(()) => text(StatusCode::OK, "ok\n"),
+            Err(_) => text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the agent's control loop does not answer\n",
             ),
@@ -502,13 +503,13 @@ async fn handle(req: Request<Incoming>, tx: mpsc::Sender<Control>) -> Response<B
 }
 
 /// Serves the endpoint on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, tx: mpsc::Sender<Control>) {
+pub async fn serve(listener: TcpListener, probes: Asker<Probe>) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                let tx = tx.clone();
+                let probes = probes.clone();
                 tokio::spawn(http::serve_connection(stream, move |req| {
-                    handle(req, tx.clone())
+                    handle(req, probes.clone())
                 }));
             }
             Err(e) => http::accept_failed("metrics", e).await,

@@ -7,7 +7,7 @@ use std::alloc::{GlobalAlloc, Layout as AllocLayout, System};
 use std::cell::Cell;
 use std::path::Path;
 
-use burstd::agent::units::UnitResolver;
+use burstd::agent::discover::{Discoverer, UnitResolver};
 use burstd::agent::Agent;
 use burstd::cgroup::{FdBudget, Layout};
 
@@ -100,7 +100,7 @@ fn agent(layout: &Layout, budget: usize, state_dir: &Path) -> Agent {
         config.agent,
         config.workloads,
         layout.hierarchy_with_budget(FdBudget::new(budget)),
-        Box::new(NoUnits),
+        Discoverer::with_units(Box::new(NoUnits)),
         2,
         vec![],
         "boot".into(),

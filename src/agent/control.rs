@@ -3,8 +3,8 @@
 //! runs through restarts within one boot, `wall_s` for the model's stop/start rules), so the
 //! same code runs in the daemon, in `burstd exec` and in tests on a fake clock.
 
+use super::discover::{self, Discoverer, Found, Lookup};
 use super::state::{SavedQuota, SavedWorkload, SavedWorkloadRef, State, StateRef, STATE_VERSION};
-use super::units::UnitResolver;
 use crate::cgroup::{is_self_or_ancestor, Cgroup, Fit, Hierarchy, Quota, Sample, WriteOutcome};
 use crate::config::{AgentConfig, ContainerSource, Source, WorkloadSpec};
 use crate::credit::{
@@ -202,7 +202,7 @@ pub struct Agent {
     pub config: AgentConfig,
     specs: Vec<WorkloadSpec>,
     hierarchy: Box<dyn Hierarchy>,
-    resolver: Box<dyn UnitResolver>,
+    discover: Discoverer,
     pub workloads: Vec<Workload>,
     index: HashMap<String, usize>,
     wakes: BinaryHeap<Reverse<(u64, usize)>>,
@@ -256,7 +256,7 @@ impl Agent {
         config: AgentConfig,
         specs: Vec<WorkloadSpec>,
         hierarchy: Box<dyn Hierarchy>,
-        resolver: Box<dyn UnitResolver>,
+        discover: Discoverer,
         host_cpus: u32,
         own_cgroups: Vec<String>,
         boot_id: String,
@@ -266,7 +266,7 @@ impl Agent {
             config,
             specs,
             hierarchy,
-            resolver,
+            discover,
             workloads: Vec::new(),
             index: HashMap::new(),
             wakes: BinaryHeap::new(),
@@ -399,12 +399,7 @@ impl Agent {
     }
 
     fn spec_for_name(&self, name: &str) -> Option<&WorkloadSpec> {
-        self.specs.iter().find(|s| match &s.source {
-            Source::Match(_) => name
-                .strip_prefix(&s.name)
-                .is_some_and(|r| r.starts_with('/')),
-            _ => s.name == name,
-        })
+        discover::spec_for(&self.specs, name)
     }
 
     fn insert(&mut self, name: String, profile: Arc<Profile>, bucket: Bucket) -> usize {
@@ -457,42 +452,26 @@ impl Agent {
         let specs = self.specs.clone();
         let mut to_open = Vec::new();
         for spec in &specs {
-            let found: Vec<(String, String)> = match &spec.source {
-                Source::Cgroup(p) => vec![(spec.name.clone(), p.clone())],
-                Source::Container(c) => match &c.cgroup {
-                    Some(p) => vec![(spec.name.clone(), p.clone())],
-                    None => continue,
-                },
-                Source::Unit(u) => match self.resolver.cgroup_of(u) {
-                    Some(p) => vec![(spec.name.clone(), p)],
-                    None => {
-                        let i = self.ensure(&spec.name, spec);
-                        if self.workloads[i].is_running() {
-                            // systemd says the unit is gone; its sample will tell.
-                            self.schedule(i, now_ns);
-                        }
-                        continue;
+            let found = match self.discover.lookup(spec, &*self.hierarchy) {
+                Ok(Lookup::Cgroups(found)) => found,
+                Ok(Lookup::NotRunning) => {
+                    let i = self.ensure(&spec.name, spec);
+                    if self.workloads[i].is_running() {
+                        // The source says it is gone; its sample will tell.
+                        self.schedule(i, now_ns);
                     }
-                },
-                Source::Match(pat) => match self.hierarchy.glob(pat) {
-                    Ok(paths) => paths
-                        .into_iter()
-                        .map(|p| {
-                            let last = p.rsplit('/').next().unwrap_or(&p).to_string();
-                            (format!("{}/{last}", spec.name), p)
-                        })
-                        .collect(),
-                    Err(e) => {
-                        warn!(workload = %spec.name, pattern = %pat, error = %e, "cannot list cgroups");
-                        continue;
-                    }
-                },
+                    continue;
+                }
+                Err(e) => {
+                    warn!(workload = %spec.name, error = %e, "cannot list cgroups");
+                    continue;
+                }
             };
             // Room for the new workloads at once: the first scan of 10,000 cgroups then sizes the
             // table exactly instead of doubling it 14 times (old and new buffers side by side).
             let new = found
                 .iter()
-                .filter(|(name, _)| !self.index.contains_key(name))
+                .filter(|f| !self.index.contains_key(&f.name))
                 .count();
             if new > self.workloads.len() {
                 self.workloads.reserve_exact(new);
@@ -500,7 +479,7 @@ impl Agent {
                 self.workloads.reserve(new);
             }
             self.index.reserve(new);
-            for (name, path) in found {
+            for Found { name, cgroup: path } in found {
                 let i = self.ensure(&name, spec);
                 let w = &self.workloads[i];
                 if w.is_running() && w.cgroup.as_deref() == Some(path.as_str()) {

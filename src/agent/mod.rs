@@ -1,17 +1,17 @@
-//! The agent: the control core (`control`), its event loop (`daemon`), the state file
-//! (`state`), how systemd units map to cgroups (`units`) and a read-only picture of the
-//! workloads for metrics and the API (`view`).
+//! The agent: the control core (`control`), its clocks (`clock`), the state file (`state`)
+//! and saving it (`persist`), how a workload spec becomes cgroups (`discover`) and a read-only
+//! picture of the workloads for metrics and the API (`view`). The event loop that drives it is
+//! one layer up, in [`crate::daemon`].
 
+pub mod clock;
 pub mod control;
-pub mod daemon;
+pub mod discover;
+pub mod persist;
 pub mod state;
-pub mod units;
 pub mod view;
 
 #[cfg(test)]
 pub(crate) mod fake;
-#[cfg(test)]
-pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
 

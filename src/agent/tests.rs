@@ -1,35 +1,18 @@
 //! Control-core and loop tests against the in-memory hierarchy.
 
 use super::control::{Agent, Event};
-use super::daemon::{run_loop, Control, LoopOptions, TokioClock};
+use super::discover::Discoverer;
 use super::fake::Fake;
 use super::state;
-use super::units::UnitResolver;
 use crate::cgroup::Quota;
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::credit::{Credits, Mode};
-use std::path::Path;
+use crate::testkit::{cfg, NoUnits};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 const MS: u64 = 1_000_000;
 const S: u64 = 1_000_000_000;
-
-struct NoUnits;
-impl UnitResolver for NoUnits {
-    fn cgroup_of(&mut self, unit: &str) -> Option<String> {
-        Some(format!("system.slice/{unit}"))
-    }
-}
-
-fn cfg(text: &str, state_dir: &Path) -> Config {
-    let text = format!(
-        "[agent]\nstate_dir = {:?}\n{text}",
-        state_dir.display().to_string()
-    );
-    config::parse(Path::new("test.toml"), &text).unwrap()
-}
 
 struct Manual {
     now: Arc<AtomicU64>,
@@ -53,7 +36,7 @@ impl Manual {
             c.agent.clone(),
             c.workloads.clone(),
             Box::new(self.fake.clone()),
-            Box::new(NoUnits),
+            Discoverer::with_units(Box::new(NoUnits)),
             4,
             own,
             "boot-1".into(),
@@ -272,72 +255,6 @@ fn mode_switch_on_reconfigure_charges_surplus() {
         m.fake.group("burn").unwrap().quota,
         Quota::limited(20_000, 100_000)
     );
-}
-
-/// The real loop on tokio's paused clock: capping time, SIGHUP-style reload, shutdown.
-#[tokio::test(start_paused = true)]
-async fn loop_caps_reloads_and_saves_on_shutdown() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = TokioClock::new(0, 1_000);
-    let origin = tokio::time::Instant::now();
-    let fake = Fake::new(Arc::new(move || origin.elapsed().as_nanos() as u64), 4);
-    fake.add("burn", 1000);
-    let path = dir.path().join("burstd.toml");
-    let text = format!(
-        "[agent]\nstate_dir = {:?}\n{STD}",
-        dir.path().display().to_string()
-    );
-    std::fs::write(&path, &text).unwrap();
-    let c = config::load(&path).unwrap();
-    let agent = Agent::new(
-        c.agent,
-        c.workloads,
-        Box::new(fake.clone()),
-        Box::new(NoUnits),
-        4,
-        vec![],
-        "b".into(),
-    );
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let opts = LoopOptions {
-        config_path: Some(path.clone()),
-        notify: false,
-    };
-    let driver = async {
-        tokio::time::sleep(Duration::from_millis(1240)).await;
-        assert_eq!(
-            fake.group("burn").unwrap().quota,
-            Quota::limited(200_000, 100_000)
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(
-            fake.group("burn").unwrap().quota,
-            Quota::limited(20_000, 100_000)
-        );
-        std::fs::write(
-            &path,
-            text.replace("mode = \"standard\"", "mode = \"unlimited\""),
-        )
-        .unwrap();
-        tx.send(Control::Reload).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        assert_eq!(
-            fake.group("burn").unwrap().quota,
-            Quota::limited(200_000, 100_000)
-        );
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        tx.send(Control::Shutdown).await.unwrap();
-    };
-    let (stats, ()) = tokio::join!(run_loop(agent, opts, &clock, rx), driver);
-    assert_eq!(stats.failures, 0);
-    let saved = state::load(dir.path()).unwrap().unwrap();
-    let w = &saved.workloads["burn"];
-    assert_eq!(w.bucket.mode, Mode::Unlimited);
-    // ~3 s at 1 core unlimited, 60×: net 0.8 × 180 s = 2.4 credits of surplus.
-    let s = w.bucket.surplus.as_f64();
-    assert!((2.3..2.5).contains(&s), "{s}");
-    // on_exit = restore: the cgroup had no limit before burstd.
-    assert_eq!(fake.group("burn").unwrap().quota, Quota::unlimited(100_000));
 }
 
 #[test]
@@ -563,7 +480,7 @@ fn a_rescan_plans_the_fd_budget_before_opening_new_cgroups() {
         c.agent,
         c.workloads,
         tree.layout.hierarchy_with_budget(Arc::clone(&budget)),
-        Box::new(NoUnits),
+        Discoverer::with_units(Box::new(NoUnits)),
         4,
         vec![],
         "b".into(),

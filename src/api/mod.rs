@@ -1,16 +1,16 @@
 //! The control API: EC2-shaped JSON over HTTP/1.1 on a Unix socket (`POST /<Action>`).
 //!
 //! The server (here) authenticates the peer from its socket credentials, parses and bounds the
-//! request, and hands it to the agent's task as a [`Control::Api`] message; the task answers
-//! through [`engine::Engine`] and saves the state before the answer leaves. `client` is the
-//! CLI's side.
+//! request, and hands it to the agent's task as an [`ApiQuery`] through a narrow handle
+//! ([`Asker<ApiQuery>`]); the task answers through [`engine::Engine`] and saves the state
+//! before the answer leaves. `client` is the CLI's side.
 
 pub mod auth;
 pub mod client;
 pub mod engine;
 pub mod types;
 
-use crate::agent::daemon::Control;
+use crate::ask::{AskError, Asker, Reply};
 use crate::http::{self, Body};
 use auth::{may_modify, GroupDb};
 use engine::{Answer, Call};
@@ -21,14 +21,20 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::net::UnixListener;
-use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 use types::{code, Action, Request};
 
 /// Larger request bodies are refused.
 pub const MAX_BODY: usize = 1 << 20;
 /// How long a request waits for the agent's task.
-const AGENT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const AGENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One request handed to the control loop, with where its answer goes.
+#[derive(Debug)]
+pub struct ApiQuery {
+    pub call: Call,
+    pub reply: Reply<Answer>,
+}
 
 /// Who may do what on this socket.
 #[derive(Clone, Debug, Default)]
@@ -38,7 +44,7 @@ pub struct Access {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub enum SocketError {
     #[error("[api] socket {path}: {what}: {source}")]
     Io {
         path: PathBuf,
@@ -52,8 +58,8 @@ pub enum ApiError {
 }
 
 /// Creates the socket: parent directory, stale socket removed, mode 0660, group `group`.
-pub fn bind(path: &Path, group: Option<&str>, db: &GroupDb) -> Result<UnixListener, ApiError> {
-    let io = |what, source| ApiError::Io {
+pub fn bind(path: &Path, group: Option<&str>, db: &GroupDb) -> Result<UnixListener, SocketError> {
+    let io = |what, source| SocketError::Io {
         path: path.to_path_buf(),
         what,
         source,
@@ -70,7 +76,7 @@ pub fn bind(path: &Path, group: Option<&str>, db: &GroupDb) -> Result<UnixListen
             ));
         }
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(ApiError::InUse {
+            return Err(SocketError::InUse {
                 path: path.to_path_buf(),
             });
         }
@@ -130,7 +136,7 @@ pub fn parse_request(action: Action, body: &[u8]) -> Result<Request, Answer> {
     })
 }
 
-async fn answer(req: hyper::Request<Incoming>, admin: bool, tx: mpsc::Sender<Control>) -> Answer {
+async fn answer(req: hyper::Request<Incoming>, admin: bool, agent: Asker<ApiQuery>) -> Answer {
     if req.method() != Method::POST {
         return error(405, code::ACTION, "use POST /<Action> with a JSON body");
     }
@@ -170,17 +176,11 @@ async fn answer(req: hyper::Request<Incoming>, admin: bool, tx: mpsc::Sender<Con
         Ok(r) => r,
         Err(a) => return a,
     };
-    let (reply, rx) = oneshot::channel();
-    if tx
-        .send(Control::Api(Call { admin, request }, reply))
-        .await
-        .is_err()
-    {
-        return error(503, code::INTERNAL, "burstd is shutting down");
-    }
-    match tokio::time::timeout(AGENT_TIMEOUT, rx).await {
-        Ok(Ok(a)) => a,
-        _ => error(
+    let call = Call { admin, request };
+    match agent.ask(|reply| ApiQuery { call, reply }).await {
+        Ok(a) => a,
+        Err(AskError::Stopped) => error(503, code::INTERNAL, "burstd is shutting down"),
+        Err(AskError::NoAnswer(_)) => error(
             503,
             code::INTERNAL,
             "the agent's control loop did not answer",
@@ -196,7 +196,7 @@ fn to_response(a: Answer) -> Response<Body> {
 }
 
 /// Serves the API on `listener` until the task is dropped.
-pub async fn serve(listener: UnixListener, access: Access, tx: mpsc::Sender<Control>) {
+pub async fn serve(listener: UnixListener, access: Access, agent: Asker<ApiQuery>) {
     loop {
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
@@ -216,10 +216,10 @@ pub async fn serve(listener: UnixListener, access: Access, tx: mpsc::Sender<Cont
             }
         };
         debug!(admin, "API connection");
-        let tx = tx.clone();
+        let agent = agent.clone();
         tokio::spawn(http::serve_connection(stream, move |req| {
-            let tx = tx.clone();
-            async move { to_response(answer(req, admin, tx).await) }
+            let agent = agent.clone();
+            async move { to_response(answer(req, admin, agent).await) }
         }));
     }
 }

@@ -8,9 +8,10 @@ use super::engine::{Answer, Call, Engine};
 use super::types::*;
 use super::*;
 use crate::agent::fake::Fake;
-use crate::agent::testkit;
 use crate::agent::{state, Agent};
 use crate::credit::Mode;
+use crate::daemon::event_loop::{channels, Control};
+use crate::testkit;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
@@ -78,16 +79,16 @@ impl Rig {
     async fn run<F: std::future::Future<Output = ()>>(
         &self,
         agent: Agent,
-        body: impl FnOnce(mpsc::Sender<Control>) -> F,
+        body: impl FnOnce(Asker<ApiQuery>) -> F,
     ) {
-        let (tx, rx) = mpsc::channel(8);
+        let (handles, inbox) = channels();
         let listener = bind(&self.socket, None, &GroupDb::default()).unwrap();
-        let server = tokio::spawn(serve(listener, Access::default(), tx.clone()));
+        let server = tokio::spawn(serve(listener, Access::default(), handles.api.clone()));
         let driver = async {
-            body(tx.clone()).await;
-            tx.send(Control::Shutdown).await.unwrap();
+            body(handles.api.clone()).await;
+            handles.control.send(Control::Shutdown).await.unwrap();
         };
-        tokio::join!(testkit::run(agent, rx), driver);
+        tokio::join!(testkit::run(agent, inbox), driver);
         server.abort();
         // Wait until the listener is really closed.
         let _ = server.await;
@@ -108,19 +109,13 @@ fn code_of(v: &Value) -> &str {
     v["Error"]["Code"].as_str().unwrap_or("")
 }
 
-/// A request through the loop's channel, as a caller who is not an admin.
-async fn as_reader(tx: &mpsc::Sender<Control>, request: Request) -> Answer {
-    let (reply, rx) = oneshot::channel();
-    tx.send(Control::Api(
-        Call {
-            admin: false,
-            request,
-        },
-        reply,
-    ))
-    .await
-    .unwrap();
-    rx.await.unwrap()
+/// A request through the loop's handle, as a caller who is not an admin.
+async fn as_reader(agent: &Asker<ApiQuery>, request: Request) -> Answer {
+    let call = Call {
+        admin: false,
+        request,
+    };
+    agent.ask(|reply| ApiQuery { call, reply }).await.unwrap()
 }
 
 fn modify(specs: &[(&str, &str)], token: Option<&str>, dry_run: bool) -> Value {
@@ -628,7 +623,7 @@ fn socket_is_0660_with_the_configured_group_and_stale_sockets_are_replaced() {
         }
         assert!(matches!(
             bind(&path, None, &db),
-            Err(ApiError::InUse { .. })
+            Err(SocketError::InUse { .. })
         ));
         drop(l);
         // Left behind by a crash: replaced.

@@ -203,6 +203,41 @@ pub fn is_self_or_ancestor(own: &str, candidate: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('/'))
 }
 
+/// Why no layout could be had from a `cgroup_root` setting or from this host.
+#[derive(Debug, thiserror::Error)]
+pub enum RootError {
+    #[error("cgroup_root = {root:?} is neither a cgroup v2 mount (no cgroup.controllers) nor a directory with v1 cpu and cpuacct hierarchies")]
+    NotAHierarchy { root: PathBuf },
+    #[error(transparent)]
+    Detect(#[from] CgroupError),
+}
+
+impl Layout {
+    /// The one place that decides the layout: `cgroup_root` if given (a v2 mount, or a
+    /// directory holding v1 `cpu` and `cpuacct` mounts, separate or co-mounted), otherwise
+    /// detected from /proc/self/mountinfo.
+    pub fn resolve(cgroup_root: Option<&Path>) -> Result<Layout, RootError> {
+        let Some(root) = cgroup_root else {
+            return Ok(Layout::detect()?);
+        };
+        if root.join("cgroup.controllers").exists() {
+            return Ok(Layout::v2(root));
+        }
+        let cpu = [root.join("cpu"), root.join("cpu,cpuacct")]
+            .into_iter()
+            .find(|p| p.join("cpu.cfs_quota_us").exists());
+        let acct = [root.join("cpuacct"), root.join("cpu,cpuacct")]
+            .into_iter()
+            .find(|p| p.join("cpuacct.usage").exists());
+        match (cpu, acct) {
+            (Some(c), Some(a)) => Ok(Layout::v1(c, a)),
+            _ => Err(RootError::NotAHierarchy {
+                root: root.to_path_buf(),
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

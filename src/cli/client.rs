@@ -1,6 +1,8 @@
 //! The API's command-line client: AWS-CLI-shaped subcommands printing the daemon's JSON, and
 //! `burstd status`, a table of every workload's live balance.
 
+use super::args::ArgError;
+use super::exit::{self, EX_SERVICE};
 use crate::api::client::{call, ClientError};
 use crate::api::types::Action;
 use crate::config::DEFAULT_API_SOCKET;
@@ -8,13 +10,6 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-
-/// Exit code of an error answered by the daemon (the AWS CLI's).
-pub const EX_SERVICE: u8 = 254;
-/// The daemon cannot be reached (sysexits EX_UNAVAILABLE).
-pub const EX_UNAVAILABLE: u8 = 69;
-/// The socket refuses us (sysexits EX_NOPERM).
-pub const EX_NOPERM: u8 = 77;
 
 #[derive(clap::Args, Debug)]
 pub struct SocketArg {
@@ -24,22 +19,18 @@ pub struct SocketArg {
 }
 
 /// `InstanceId=web,CpuCredits=unlimited`.
-fn parse_spec(s: &str) -> Result<(String, String), String> {
+fn parse_spec(s: &str) -> Result<(String, String), ArgError> {
     let (mut id, mut credits) = (None, None);
     for part in s.split(',') {
         match part.split_once('=') {
             Some(("InstanceId", v)) => id = Some(v.to_string()),
             Some(("CpuCredits", v)) => credits = Some(v.to_string()),
-            _ => {
-                return Err(format!(
-                    "{part:?}: expected InstanceId=NAME,CpuCredits=standard|unlimited"
-                ))
-            }
+            _ => return Err(ArgError::SpecPart(part.to_string())),
         }
     }
     match (id, credits) {
         (Some(i), Some(c)) => Ok((i, c)),
-        _ => Err("give both InstanceId=NAME and CpuCredits=standard|unlimited".into()),
+        _ => Err(ArgError::SpecIncomplete),
     }
 }
 
@@ -119,11 +110,7 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
 }
 
 fn client_error(e: &ClientError) -> ExitCode {
-    eprintln!("burstd: {e}");
-    match e {
-        ClientError::PermissionDenied(_) => ExitCode::from(EX_NOPERM),
-        _ => ExitCode::from(EX_UNAVAILABLE),
-    }
+    exit::fail(exit::of_client(e), e)
 }
 
 /// Sends one request; prints the JSON answer (stdout) or the daemon's error (stderr).

@@ -2,7 +2,9 @@
 //! is held at its baseline), then in unlimited mode (never held; surplus and its cost grow).
 //! Every number shown is measured from the kernel's counters.
 
-use super::exec::{profile_named, time_scale_milli};
+use super::args::time_scale_milli;
+use super::exec::profile_named;
+use super::exit::{self, EX_USAGE};
 use crate::credit::{Credits, CustomProfile, Mode, Persistence, Profile, Rate};
 use crate::exec::{self, report, ExecError, ExecOptions, Output};
 use std::process::ExitCode;
@@ -41,22 +43,22 @@ fn demo_profile() -> Result<Profile, String> {
 }
 
 pub fn run_demo(a: DemoArgs) -> ExitCode {
-    super::daemon::init_logging_with("warn");
+    super::logging::init_logging_with("warn");
     match demo(a) {
         Ok(code) => code,
         Err(DemoError::Usage(m)) => {
             eprintln!("burstd demo: {m}");
-            ExitCode::from(super::EX_USAGE)
+            ExitCode::from(EX_USAGE)
         }
         Err(DemoError::Exec(e)) => {
-            eprintln!("{e}");
+            eprintln!("burstd: {e}");
             if matches!(e, ExecError::Unavailable(_)) {
                 eprintln!(
                     "burstd demo: this host cannot run the demo. What needs no cgroup at all:\n  \
                      burstd simulate --profile t2.micro --trace config/example-trace.csv"
                 );
             }
-            ExitCode::from(e.exit_code())
+            ExitCode::from(exit::of_exec(&e))
         }
     }
 }
@@ -78,7 +80,7 @@ fn demo(a: DemoArgs) -> Result<ExitCode, DemoError> {
             "--seconds {seconds}: must be from 1 to 3600"
         )));
     }
-    let k_milli = time_scale_milli(a.time_scale).map_err(DemoError::Usage)?;
+    let k_milli = time_scale_milli(a.time_scale).map_err(|e| DemoError::Usage(e.to_string()))?;
     // One busy core drains (1 − baseline) credits per credit-minute; the rest of the phase
     // shows the baseline.
     let drain = Rate::ONE_CORE.saturating_sub(profile.baseline()).as_cores();

@@ -1,7 +1,9 @@
 //! `burstd exec` (a command under the credit rules) and the hidden `burstd burn` (a busy loop
 //! on one core, the demo's workload).
 
-use crate::credit::{builtin_profile, builtin_profile_names, Credits, Mode, Profile};
+use super::args::{self, ArgError, ModeArg};
+use super::exit::{self, EX_USAGE};
+use crate::credit::{builtin_profile, builtin_profile_names, Profile};
 use crate::exec::{self, ExecOptions, Output};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -15,8 +17,8 @@ pub struct ExecArgs {
     pub profile: String,
     /// standard (held at baseline when credits run out) or unlimited (surplus, charged).
     /// Default: the profile's (T2 standard, T3 unlimited), or the mode saved in --state.
-    #[arg(long, value_parser = parse_mode)]
-    pub mode: Option<Mode>,
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
     /// Earned credits to start with (ignored when --state holds a balance).
     #[arg(long, default_value_t = 0.0)]
     pub initial_credits: f64,
@@ -48,10 +50,6 @@ pub struct BurnArgs {
     pub seconds: f64,
 }
 
-fn parse_mode(s: &str) -> Result<Mode, String> {
-    Mode::parse(s).ok_or_else(|| format!("{s:?}: expected standard or unlimited"))
-}
-
 /// A built-in profile by name, or a message listing them.
 pub fn profile_named(name: &str) -> Result<Profile, String> {
     builtin_profile(name).ok_or_else(|| {
@@ -62,32 +60,16 @@ pub fn profile_named(name: &str) -> Result<Profile, String> {
     })
 }
 
-/// `--time-scale` as the agent's thousandths, checked like the config's `time_scale`.
-pub fn time_scale_milli(k: f64) -> Result<u64, String> {
-    if !k.is_finite() || !(0.001..=1_000_000.0).contains(&k) {
-        return Err(format!(
-            "--time-scale {k}: must be a number from 0.001 to 1000000 (1 = real time)"
-        ));
-    }
-    Ok((k * 1000.0).round() as u64)
-}
-
-fn credits_arg(flag: &str, v: f64) -> Result<Credits, String> {
-    Credits::from_f64(v)
-        .filter(|c| *c >= Credits::ZERO)
-        .ok_or_else(|| format!("{flag} {v}: must be a number ≥ 0"))
-}
-
-fn options(a: ExecArgs) -> Result<ExecOptions, String> {
-    let mut profile = profile_named(&a.profile)?;
+fn options(a: ExecArgs) -> Result<ExecOptions, ArgError> {
+    let mut profile = profile_named(&a.profile).map_err(ArgError::Profile)?;
     if let Some(l) = a.launch_credits {
-        profile.launch_credits = credits_arg("--launch-credits", l)?;
+        profile.launch_credits = args::credits("--launch-credits", l)?;
     }
     Ok(ExecOptions {
-        initial_credits: credits_arg("--initial-credits", a.initial_credits)?,
-        time_scale_milli: time_scale_milli(a.time_scale)?,
+        initial_credits: args::credits("--initial-credits", a.initial_credits)?,
+        time_scale_milli: args::time_scale_milli(a.time_scale)?,
         profile,
-        mode: a.mode,
+        mode: a.mode.map(Into::into),
         state_file: a.state,
         parent: a.parent,
         output: if a.quiet { Output::Quiet } else { Output::Live },
@@ -98,20 +80,14 @@ fn options(a: ExecArgs) -> Result<ExecOptions, String> {
 }
 
 pub fn run_exec(a: ExecArgs) -> ExitCode {
-    super::daemon::init_logging_with("warn");
+    super::logging::init_logging_with("warn");
     let opts = match options(a) {
         Ok(o) => o,
-        Err(e) => {
-            eprintln!("burstd: {e}");
-            return ExitCode::from(super::EX_USAGE);
-        }
+        Err(e) => return exit::fail(EX_USAGE, e),
     };
     match exec::run(&opts) {
         Ok(outcome) => ExitCode::from(outcome.exit_code),
-        Err(e) => {
-            eprintln!("{e}");
-            ExitCode::from(e.exit_code())
-        }
+        Err(e) => exit::fail(exit::of_exec(&e), e),
     }
 }
 

@@ -2,19 +2,16 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod args;
 pub mod client;
-pub mod daemon;
+pub mod daemon_cmd;
 pub mod demo;
 pub mod exec;
+pub mod exit;
+pub mod logging;
 pub mod profiles;
-mod servers;
 pub mod simulate;
 use std::process::ExitCode;
-
-/// Exit code for bad input or configuration (sysexits EX_USAGE).
-pub const EX_USAGE: u8 = 64;
-/// Exit code for a bad command line or bad input file of `simulate` (clap's own).
-pub const EX_BAD_INPUT: u8 = 2;
 
 /// burstd gives Linux cgroups the CPU-credit behaviour of cloud burstable instances
 /// (EC2 T2/T3/T3a/T4g, Azure B): a credit bucket per workload, a baseline when credits run
@@ -30,10 +27,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the agent: account every configured workload's CPU credits from the kernel's
     /// counters and hold standard workloads at their baseline when their credits run out.
-    Daemon(daemon::DaemonArgs),
+    Daemon(daemon_cmd::DaemonArgs),
     /// Validate a configuration file against this host: layout, permissions, sched_ext,
     /// state file, and whether each workload's cgroup is there.
-    Check(daemon::CheckArgs),
+    Check(daemon_cmd::CheckArgs),
     /// List the built-in profiles (instance types) with their credit figures.
     Profiles,
     /// Replay a utilisation trace (CSV) through the credit model: CloudWatch-like metrics per
@@ -65,8 +62,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Profiles => profiles::run(),
-        Command::Daemon(a) => daemon::run_daemon(a),
-        Command::Check(a) => daemon::run_check(a),
+        Command::Daemon(a) => daemon_cmd::run_daemon(a),
+        Command::Check(a) => daemon_cmd::run_check(a),
         Command::Simulate(args) => simulate::run(&args),
         Command::Exec(a) => exec::run_exec(a),
         Command::Demo(a) => demo::run_demo(a),

@@ -3,29 +3,14 @@
 //! Bad input (arguments, trace, profile) exits with [`EX_BAD_INPUT`] and a message naming
 //! what is wrong; failing to write the output exits with 1.
 
-use super::EX_BAD_INPUT;
+use super::args::ModeArg;
+use super::exit::EX_BAD_INPUT;
 use crate::credit::{builtin_profile, builtin_profile_names, Credits, Landing, Mode, NS_PER_SEC};
 use crate::sim::engine::{ComparePrices, RAMP_LEVELS};
 use crate::sim::report::{self, Format};
 use crate::sim::{plot, simulate, trace, SimConfig};
 use std::io::Write;
 use std::process::ExitCode;
-
-/// Credit mode on the command line.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
-pub enum ModeArg {
-    Standard,
-    Unlimited,
-}
-
-impl From<ModeArg> for Mode {
-    fn from(m: ModeArg) -> Mode {
-        match m {
-            ModeArg::Standard => Mode::Standard,
-            ModeArg::Unlimited => Mode::Unlimited,
-        }
-    }
-}
 
 #[derive(clap::Args, Debug)]
 pub struct SimulateArgs {

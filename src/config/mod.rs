@@ -14,6 +14,8 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
+pub mod validate;
+
 /// What to do with a managed cgroup's quota when the agent exits.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -455,12 +457,12 @@ fn positive_ms(
 
 fn agent_config(cx: &Ctx, a: &RawAgent) -> Result<AgentConfig, ConfigError> {
     let ts = *a.time_scale.get_ref();
-    if !ts.is_finite() || !(0.001..=1_000_000.0).contains(&ts) {
-        return Err(cx.err(
+    let time_scale_milli = validate::time_scale_milli(ts).ok_or_else(|| {
+        cx.err(
             a.time_scale.span(),
             format!("[agent] time_scale = {ts}: must be a number from 0.001 to 1000000 (1.0 = real time)"),
-        ));
-    }
+        )
+    })?;
     let period = *a.period_us.get_ref();
     if !(1000..=1_000_000).contains(&period) {
         return Err(cx.err(
@@ -496,23 +498,19 @@ fn agent_config(cx: &Ctx, a: &RawAgent) -> Result<AgentConfig, ConfigError> {
         ));
     }
     let release = *a.release_above_credits.get_ref();
-    let release_above = Credits::from_f64(release)
-        .filter(|c| *c >= Credits::ZERO)
-        .ok_or_else(|| {
-            cx.err(
-                a.release_above_credits.span(),
-                format!("[agent] release_above_credits = {release}: must be a number ≥ 0"),
-            )
-        })?;
+    let release_above = validate::credits(release).ok_or_else(|| {
+        cx.err(
+            a.release_above_credits.span(),
+            format!("[agent] release_above_credits = {release}: must be a number ≥ 0"),
+        )
+    })?;
     let ramp = *a.ramp_credits.get_ref();
-    let ramp_credits = Credits::from_f64(ramp)
-        .filter(|c| *c >= Credits::ZERO)
-        .ok_or_else(|| {
-            cx.err(
-                a.ramp_credits.span(),
-                format!("[agent] ramp_credits = {ramp}: must be a number ≥ 0 (0 = exact landing)"),
-            )
-        })?;
+    let ramp_credits = validate::credits(ramp).ok_or_else(|| {
+        cx.err(
+            a.ramp_credits.span(),
+            format!("[agent] ramp_credits = {ramp}: must be a number ≥ 0 (0 = exact landing)"),
+        )
+    })?;
     let landing = if ramp_credits.is_positive() {
         Landing::Ramp {
             credits: ramp_credits,
@@ -524,7 +522,7 @@ fn agent_config(cx: &Ctx, a: &RawAgent) -> Result<AgentConfig, ConfigError> {
     Ok(AgentConfig {
         cgroup_root: a.cgroup_root.clone(),
         state_dir: a.state_dir.clone(),
-        time_scale_milli: (ts * 1000.0).round() as u64,
+        time_scale_milli,
         period_us: period as u64,
         on_exit: a.on_exit,
         launch_credit_limit: limit as u32,
@@ -553,14 +551,12 @@ fn agent_config(cx: &Ctx, a: &RawAgent) -> Result<AgentConfig, ConfigError> {
 }
 
 fn credits_value(cx: &Ctx, v: &Spanned<f64>, what: &str) -> Result<Credits, ConfigError> {
-    Credits::from_f64(*v.get_ref())
-        .filter(|c| *c >= Credits::ZERO)
-        .ok_or_else(|| {
-            cx.err(
-                v.span(),
-                format!("{what} = {}: must be a number ≥ 0", v.get_ref()),
-            )
-        })
+    validate::credits(*v.get_ref()).ok_or_else(|| {
+        cx.err(
+            v.span(),
+            format!("{what} = {}: must be a number ≥ 0", v.get_ref()),
+        )
+    })
 }
 
 fn custom_profile(cx: &Ctx, name: &str, p: &RawProfile) -> Result<Profile, ConfigError> {

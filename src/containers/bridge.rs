@@ -4,7 +4,6 @@
 
 use super::tracker::Managed;
 use super::watch::Change;
-use crate::agent::daemon::Control;
 use crate::agent::Agent;
 use crate::config::{ContainerSource, Source, WorkloadSpec};
 
@@ -45,33 +44,24 @@ pub fn apply(agent: &mut Agent, change: Change, now_ns: u64, wall_s: u64) {
     }
 }
 
-/// Starts following the Docker-API socket `socket`: the watcher's changes reach the control
-/// loop as [`Control::Container`] messages on `loop_tx`. Ends when the loop is gone.
+/// Starts following the Docker-API socket `socket`; the watcher's changes go to `tx` (the
+/// control loop's container inbox). Ends when the loop is gone.
 pub fn spawn(
     socket: std::path::PathBuf,
-    layout: crate::cgroup::layout::Layout,
+    layout: crate::cgroup::Layout,
     custom: std::collections::BTreeMap<String, crate::credit::Profile>,
-    loop_tx: tokio::sync::mpsc::Sender<Control>,
+    tx: tokio::sync::mpsc::Sender<Change>,
 ) {
     let client = super::docker::Client::new(socket, super::docker::Limits::default());
-    let watcher = super::watch::Watcher::new(client, layout, custom);
-    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(watcher.run(tx));
-    tokio::spawn(async move {
-        while let Some(change) = rx.recv().await {
-            if loop_tx.send(Control::Container(change)).await.is_err() {
-                break;
-            }
-        }
-    });
+    tokio::spawn(super::watch::Watcher::new(client, layout, custom).run(tx));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::discover::{Discoverer, UnitResolver};
     use crate::agent::fake::Fake;
     use crate::agent::state;
-    use crate::agent::units::UnitResolver;
     use crate::cgroup::Quota;
     use crate::config::{self, Config};
     use crate::containers::labels::LabelSpec;
@@ -122,7 +112,7 @@ mod tests {
                 self.cfg.agent.clone(),
                 self.cfg.workloads.clone(),
                 Box::new(self.fake.clone()),
-                Box::new(NoUnits),
+                Discoverer::with_units(Box::new(NoUnits)),
                 4,
                 vec![],
                 "boot-1".into(),

@@ -8,9 +8,9 @@ pub mod place;
 pub mod report;
 pub mod spawn;
 
-use crate::agent::daemon::{Clock, SystemClock};
+use crate::agent::clock::{Clock, SystemClock};
+use crate::agent::discover::Discoverer;
 use crate::agent::state::{self, StateError};
-use crate::agent::units::Systemctl;
 use crate::agent::{Agent, Event};
 use crate::cgroup::{read_own_cgroup_paths, CgroupError, Layout};
 use crate::config::{self, Source, WorkloadSpec};
@@ -62,38 +62,25 @@ pub struct Outcome {
     pub summary: Summary,
 }
 
+/// Why `burstd exec` could not run the command (the command's own exit status is not an
+/// error: it is in [`Outcome`]). The exit code for each is chosen by the CLI.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
-    /// The host cannot give the command a cgroup (EX_UNAVAILABLE).
+    /// The host cannot give the command a cgroup.
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
     State(#[from] StateError),
-    #[error("burstd: {0}")]
+    /// The options ask for something the profile or the command line does not allow.
+    #[error("{0}")]
     Usage(String),
-    #[error("burstd: cannot run {command:?}: {source}")]
+    #[error("cannot run {command:?}: {source}")]
     Spawn {
         command: String,
         source: std::io::Error,
     },
-    #[error("burstd: {0}")]
+    #[error("{0}")]
     Failed(String),
-}
-
-impl ExecError {
-    /// The process exit code for this error (sysexits; 126/127 as a shell for the command).
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            ExecError::Unavailable(_) => 69,
-            ExecError::State(_) => 65,
-            ExecError::Usage(_) => 64,
-            ExecError::Spawn { source, .. } => match source.kind() {
-                std::io::ErrorKind::NotFound => 127,
-                _ => 126,
-            },
-            ExecError::Failed(_) => 70,
-        }
-    }
 }
 
 impl From<CgroupError> for ExecError {
@@ -163,10 +150,7 @@ pub fn run(opts: &ExecOptions) -> Result<Outcome, ExecError> {
     let parent = place::choose_parent(&layout, opts.parent.as_deref(), &own);
     let mut group = place::ExecGroup::create(&layout, &parent, &own)?;
     let procs = spawn::open_procs(&layout.procs_files(&group.rel)?).map_err(|e| {
-        ExecError::Unavailable(format!(
-            "burstd: cannot open cgroup.procs of {}: {e}",
-            group.rel
-        ))
+        ExecError::Unavailable(format!("cannot open cgroup.procs of {}: {e}", group.rel))
     })?;
 
     let mut agent = new_agent(opts, &layout, &group.rel, own)?;
@@ -294,8 +278,8 @@ fn new_agent(
         cfg,
         vec![spec],
         layout.hierarchy(),
-        Box::new(Systemctl),
-        crate::cli::daemon::host_cpus(),
+        Discoverer::system(),
+        crate::host::host_cpus(),
         own,
         state::boot_id(),
     ))

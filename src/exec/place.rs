@@ -177,7 +177,7 @@ pub fn unavailable_message(e: &CgroupError) -> String {
         }
         other => other.to_string(),
     };
-    format!("burstd: cannot give the command its own cgroup: {why}\n{ways}")
+    format!("cannot give the command its own cgroup: {why}\n{ways}")
 }
 
 #[cfg(test)]

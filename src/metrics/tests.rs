@@ -2,7 +2,8 @@
 //! workloads disappearing, both text formats, and the endpoint over TCP.
 
 use super::*;
-use crate::agent::testkit;
+use crate::daemon::event_loop::{channels, Control};
+use crate::testkit;
 use std::time::Duration;
 
 const STD: &str = "time_scale = 60.0\n[[workload]]\nname = \"burn\"\ncgroup = \"burn\"\nprofile = \"t3.micro\"\nmode = \"standard\"\ninitial_credits = 1\n[[workload]]\nname = \"idle\"\ncgroup = \"idle\"\nprofile = \"t2.micro\"\n";
@@ -29,11 +30,11 @@ async fn a_scrape_samples_now_and_exports_every_metric() {
     fake.add("burn", 1000);
     fake.add("idle", 0);
     let c = testkit::cfg(STD, dir.path());
-    let (tx, rx) = mpsc::channel(4);
+    let (handles, inbox) = channels();
     let driver = async {
         // 0.5 s real = 30 s of credit time at a net 0.8 core: 0.4 credits spent of 1.
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let s = ask_scrape(&tx).await.unwrap();
+        let s = ask_scrape(&handles.probes).await.unwrap();
         let text = encode(&s, false);
         for name in METRIC_NAMES {
             assert!(
@@ -82,7 +83,7 @@ async fn a_scrape_samples_now_and_exports_every_metric() {
 
         // 1 s later it is held at its baseline, ceiling 0.2 cores.
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let text = encode(&ask_scrape(&tx).await.unwrap(), false);
+        let text = encode(&ask_scrape(&handles.probes).await.unwrap(), false);
         assert_eq!(
             value(&text, &format!("burstd_workload_held_at_baseline{BURN}")),
             1.0
@@ -99,13 +100,13 @@ async fn a_scrape_samples_now_and_exports_every_metric() {
 
         // A stopped workload's series are gone from the next scrape.
         fake.remove_group("burn");
-        let text = encode(&ask_scrape(&tx).await.unwrap(), false);
+        let text = encode(&ask_scrape(&handles.probes).await.unwrap(), false);
         assert!(!text.contains("workload=\"burn\""), "{text}");
         assert!(text.contains("workload=\"idle\""));
         assert_eq!(value(&text, "burstd_workloads "), 1.0);
-        tx.send(Control::Shutdown).await.unwrap();
+        handles.control.send(Control::Shutdown).await.unwrap();
     };
-    tokio::join!(testkit::run(testkit::agent(&c, &fake), rx), driver);
+    tokio::join!(testkit::run(testkit::agent(&c, &fake), inbox), driver);
 }
 
 #[test]
@@ -154,10 +155,10 @@ async fn endpoint_serves_both_formats_health_and_404() {
         fake.add(&format!("pods/p{i}"), 100);
     }
     let c = testkit::cfg(text, dir.path());
-    let (tx, rx) = mpsc::channel(4);
+    let (handles, inbox) = channels();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(serve(listener, tx.clone()));
+    let server = tokio::spawn(serve(listener, handles.probes.clone()));
     let driver = async {
         let r = get(addr, "/metrics", "text/plain").await;
         assert!(r.starts_with("HTTP/1.1 200"), "{r}");
@@ -191,9 +192,9 @@ async fn endpoint_serves_both_formats_health_and_404() {
             "scrape latency with 200 workloads: {:.2} ms mean over {n} scrapes",
             t.elapsed().as_secs_f64() * 1000.0 / n as f64
         );
-        tx.send(Control::Shutdown).await.unwrap();
+        handles.control.send(Control::Shutdown).await.unwrap();
     };
-    tokio::join!(testkit::run(testkit::agent(&c, &fake), rx), driver);
+    tokio::join!(testkit::run(testkit::agent(&c, &fake), inbox), driver);
     server.abort();
 }
 

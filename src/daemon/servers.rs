@@ -2,25 +2,41 @@
 //! by a reload (SIGHUP) when their sections change. At start a server that cannot start stops
 //! burstd; at a reload the old one keeps serving instead, and the error is logged.
 
-use crate::agent::daemon::Control;
+use crate::api::auth::{GroupDb, GroupError};
+use crate::api::{ApiQuery, SocketError};
+use crate::ask::Asker;
 use crate::config::{ApiConfig, Config, MetricsConfig};
+use crate::metrics::Probe;
+use std::net::SocketAddr;
 use std::path::Path;
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{error, info};
 
-use super::daemon::EX_UNAVAILABLE;
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("[metrics] listen = \"{addr}\": cannot listen: {source} (another process on the port? set listen = \"\" to turn the endpoint off)")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// `[api] admin_group` names no group of this host.
+    #[error(transparent)]
+    AdminGroup(GroupError),
+    #[error(transparent)]
+    Socket(#[from] SocketError),
+}
 
-/// Why a server could not start, and the exit code for it at start-up.
-#[derive(Debug)]
-pub struct StartError {
-    pub message: String,
-    pub code: u8,
+/// The narrow handles the servers reach the control loop with.
+#[derive(Clone)]
+pub struct ServerHandles {
+    pub probes: Asker<Probe>,
+    pub api: Asker<ApiQuery>,
 }
 
 /// What serves now, as configured.
 pub struct Servers {
-    tx: mpsc::Sender<Control>,
+    handles: ServerHandles,
     metrics: MetricsConfig,
     metrics_task: Option<JoinHandle<()>>,
     api: ApiConfig,
@@ -29,11 +45,11 @@ pub struct Servers {
 
 impl Servers {
     /// Starts what `cfg` asks for.
-    pub async fn start(cfg: &Config, tx: mpsc::Sender<Control>) -> Result<Servers, StartError> {
-        let metrics_task = spawn_metrics(&cfg.metrics, &tx).await?;
-        let api_task = spawn_api(&cfg.api, &tx)?;
+    pub async fn start(cfg: &Config, handles: ServerHandles) -> Result<Servers, StartError> {
+        let metrics_task = spawn_metrics(&cfg.metrics, &handles).await?;
+        let api_task = spawn_api(&cfg.api, &handles)?;
         Ok(Servers {
-            tx,
+            handles,
             metrics: cfg.metrics.clone(),
             metrics_task,
             api: cfg.api.clone(),
@@ -46,30 +62,30 @@ impl Servers {
     pub async fn reload(&mut self, cfg: &Config) {
         if cfg.metrics != self.metrics {
             stop(self.metrics_task.take()).await;
-            match spawn_metrics(&cfg.metrics, &self.tx).await {
+            match spawn_metrics(&cfg.metrics, &self.handles).await {
                 Ok(task) => {
                     info!(listen = ?cfg.metrics.listen, "[metrics] changed by the reload");
                     self.metrics_task = task;
                     self.metrics = cfg.metrics.clone();
                 }
                 Err(e) => {
-                    error!(error = %e.message, "[metrics] not changed by the reload; keeping the old endpoint");
-                    self.metrics_task = restart(spawn_metrics(&self.metrics, &self.tx).await);
+                    error!(error = %e, "[metrics] not changed by the reload; keeping the old endpoint");
+                    self.metrics_task = restart(spawn_metrics(&self.metrics, &self.handles).await);
                 }
             }
         }
         if cfg.api != self.api {
             stop(self.api_task.take()).await;
             remove_socket(self.api.socket.as_deref());
-            match spawn_api(&cfg.api, &self.tx) {
+            match spawn_api(&cfg.api, &self.handles) {
                 Ok(task) => {
                     info!(socket = ?cfg.api.socket, "[api] changed by the reload");
                     self.api_task = task;
                     self.api = cfg.api.clone();
                 }
                 Err(e) => {
-                    error!(error = %e.message, "[api] not changed by the reload; keeping the old socket");
-                    self.api_task = restart(spawn_api(&self.api, &self.tx));
+                    error!(error = %e, "[api] not changed by the reload; keeping the old socket");
+                    self.api_task = restart(spawn_api(&self.api, &self.handles));
                 }
             }
         }
@@ -91,7 +107,7 @@ async fn stop(task: Option<JoinHandle<()>>) {
 
 fn restart(again: Result<Option<JoinHandle<()>>, StartError>) -> Option<JoinHandle<()>> {
     again.unwrap_or_else(|e| {
-        error!(error = %e.message, "cannot start it again either; it stays off until a reload or restart");
+        error!(error = %e, "cannot start it again either; it stays off until a reload or restart");
         None
     })
 }
@@ -104,7 +120,7 @@ fn remove_socket(path: Option<&Path>) {
 
 async fn spawn_metrics(
     cfg: &MetricsConfig,
-    tx: &mpsc::Sender<Control>,
+    handles: &ServerHandles,
 ) -> Result<Option<JoinHandle<()>>, StartError> {
     let Some(addr) = cfg.listen else {
         return Ok(None);
@@ -112,41 +128,36 @@ async fn spawn_metrics(
     match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => {
             info!(listen = %addr, "metrics endpoint: GET /metrics, GET /healthz");
-            Ok(Some(tokio::spawn(crate::metrics::serve(l, tx.clone()))))
+            Ok(Some(tokio::spawn(crate::metrics::serve(
+                l,
+                handles.probes.clone(),
+            ))))
         }
-        Err(e) => Err(StartError {
-            message: format!(
-                "[metrics] listen = \"{addr}\": cannot listen: {e} (another process on the port? set listen = \"\" to turn the endpoint off)"
-            ),
-            code: EX_UNAVAILABLE,
-        }),
+        Err(source) => Err(StartError::Listen { addr, source }),
     }
 }
 
 fn spawn_api(
     cfg: &ApiConfig,
-    tx: &mpsc::Sender<Control>,
+    handles: &ServerHandles,
 ) -> Result<Option<JoinHandle<()>>, StartError> {
     let Some(path) = &cfg.socket else {
         return Ok(None);
     };
-    let db = crate::api::auth::GroupDb::default();
+    let db = GroupDb::default();
     let admin_gid = match cfg.admin_group.as_deref() {
         None => None,
-        Some(g) => Some(db.gid_of(g, "admin_group").map_err(|e| StartError {
-            message: e.to_string(),
-            code: super::EX_USAGE,
-        })?),
+        Some(g) => Some(
+            db.gid_of(g, "admin_group")
+                .map_err(StartError::AdminGroup)?,
+        ),
     };
-    let listener = crate::api::bind(path, cfg.group.as_deref(), &db).map_err(|e| StartError {
-        message: e.to_string(),
-        code: EX_UNAVAILABLE,
-    })?;
+    let listener = crate::api::bind(path, cfg.group.as_deref(), &db)?;
     info!(socket = %path.display(), "control API listening");
     let access = crate::api::Access { admin_gid, db };
     Ok(Some(tokio::spawn(crate::api::serve(
         listener,
         access,
-        tx.clone(),
+        handles.api.clone(),
     ))))
 }

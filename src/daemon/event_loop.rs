@@ -1,97 +1,75 @@
-//! The daemon's event loop: timers, signals, state saves, systemd notifications.
+//! The daemon's event loop: timers, signals, state saves, systemd notifications, and the
+//! questions of the metrics endpoint and the control API.
 //!
-//! One task owns the [`Agent`]; everything else (signals now, the API later) reaches it by
-//! message, so there are no locks on the hot path.
+//! One task owns the [`Agent`]; everything else reaches it by message (signals as [`Control`],
+//! the servers through their narrow [`Asker`](crate::ask::Asker) handles), so there are no
+//! locks on the hot path and the servers do not know this loop's type.
 
-use super::control::{Agent, Event};
-use super::state;
+use crate::agent::clock::Clock;
+use crate::agent::persist::{self, SaveStats};
+use crate::agent::view::workload_views;
+use crate::agent::{Agent, Event, Health};
+use crate::api::engine::Engine;
+use crate::api::ApiQuery;
+use crate::ask::Asker;
 use crate::config;
-use crate::metrics::{LoopHistograms, Scrape};
+use crate::containers::watch::Change;
+use crate::metrics::{LoopHistograms, Probe, Scrape};
 use std::path::PathBuf;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 const MS: u64 = 1_000_000;
 
-/// What can be asked of the loop from outside.
-#[derive(Debug)]
+/// What a signal asks of the loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Control {
     /// Re-read the configuration file (SIGHUP).
     Reload,
     /// Save, apply `on_exit`, and return (SIGTERM, SIGINT).
     Shutdown,
-    /// Sample every workload now and answer with the metrics (a Prometheus scrape).
-    Scrape(oneshot::Sender<Scrape>),
-    /// Answer at once: the loop is alive (`/healthz`).
-    Ping(oneshot::Sender<()>),
-    /// An API request; a change is saved to the state file before the answer is sent.
-    Api(
-        crate::api::engine::Call,
-        oneshot::Sender<crate::api::engine::Answer>,
-    ),
-    /// What the container source saw (a container started or stopped, a label error).
-    Container(crate::containers::watch::Change),
 }
 
-/// The loop's clocks: a monotonic one that keeps running across agent restarts within one
-/// boot (CLOCK_BOOTTIME in production), and the wall clock for the model's stop/start rules.
-pub trait Clock {
-    fn now_ns(&self) -> u64;
-    fn wall_s(&self) -> u64;
+/// The loop's receiving ends: signals, the metrics endpoint's probes, the API's calls, what
+/// the container source saw.
+pub struct Inbox {
+    control: mpsc::Receiver<Control>,
+    probes: mpsc::Receiver<Probe>,
+    api: mpsc::Receiver<ApiQuery>,
+    containers: mpsc::Receiver<Change>,
 }
 
-/// CLOCK_BOOTTIME and the system clock.
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ns(&self) -> u64 {
-        let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
-        (t.tv_sec as u64)
-            .saturating_mul(1_000_000_000)
-            .saturating_add(t.tv_nsec as u64)
-    }
-
-    fn wall_s(&self) -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    }
+/// The sending ends of an [`Inbox`]: one for the signals, one narrow handle per server.
+#[derive(Clone)]
+pub struct LoopHandles {
+    pub control: mpsc::Sender<Control>,
+    pub probes: Asker<Probe>,
+    pub api: Asker<ApiQuery>,
+    /// For the container source's watcher (see `containers::watch`).
+    pub containers: mpsc::Sender<Change>,
 }
 
-/// Tokio's clock (pausable in tests) from an origin, and a fixed wall clock origin.
-pub struct TokioClock {
-    origin: tokio::time::Instant,
-    pub boot_offset_ns: u64,
-    pub wall_origin_s: u64,
-}
-
-impl TokioClock {
-    pub fn new(boot_offset_ns: u64, wall_origin_s: u64) -> Self {
-        TokioClock {
-            origin: tokio::time::Instant::now(),
-            boot_offset_ns,
-            wall_origin_s,
-        }
-    }
-}
-
-impl Clock for TokioClock {
-    fn now_ns(&self) -> u64 {
-        self.boot_offset_ns + self.origin.elapsed().as_nanos() as u64
-    }
-
-    fn wall_s(&self) -> u64 {
-        self.wall_origin_s + self.origin.elapsed().as_secs()
-    }
-}
-
-/// Counters of state saving, for logs and metrics.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SaveStats {
-    pub saves: u64,
-    pub failures: u64,
-    pub last_success_unix_s: u64,
+/// The channels of one loop (16 messages each, as before the split).
+pub fn channels() -> (LoopHandles, Inbox) {
+    let (control, control_rx) = mpsc::channel(16);
+    let (probes, probes_rx) = Asker::channel(16, crate::metrics::AGENT_TIMEOUT);
+    let (api, api_rx) = Asker::channel(16, crate::api::AGENT_TIMEOUT);
+    let (containers, containers_rx) = mpsc::channel(64);
+    (
+        LoopHandles {
+            control,
+            probes,
+            api,
+            containers,
+        },
+        Inbox {
+            control: control_rx,
+            probes: probes_rx,
+            api: api_rx,
+            containers: containers_rx,
+        },
+    )
 }
 
 /// Options of the loop.
@@ -110,30 +88,19 @@ fn notify(on: bool, states: &[sd_notify::NotifyState]) {
 }
 
 fn save(agent: &Agent, clock: &dyn Clock, stats: &mut SaveStats) {
-    let wall = clock.wall_s();
-    // Streamed from the live workloads: no copy of them, no whole body in memory.
-    match state::save_ref(&agent.config.state_dir, &agent.saved_state(wall)) {
-        Ok(()) => {
-            stats.saves += 1;
-            stats.last_success_unix_s = wall;
-        }
-        Err(e) => {
-            stats.failures += 1;
-            error!(error = %e, "state save failed; balances since the last save would be lost on a crash");
-        }
-    }
+    persist::save(agent, clock.wall_s(), stats);
 }
 
-/// Runs the agent until `Shutdown` (or the channel closes). Saves the state on every start,
-/// stop and mode switch and every `save_interval`; rescans every `rescan_interval`.
+/// Runs the agent until `Shutdown` (or the control channel closes). Saves the state on every
+/// start, stop and mode switch and every `save_interval`; rescans every `rescan_interval`.
 pub async fn run_loop(
     mut agent: Agent,
     opts: LoopOptions,
     clock: &dyn Clock,
-    mut rx: mpsc::Receiver<Control>,
+    mut inbox: Inbox,
 ) -> SaveStats {
     let mut stats = SaveStats::default();
-    let mut api = crate::api::engine::Engine::load(&mut agent);
+    let mut api = Engine::load(&mut agent);
     let now = clock.now_ns();
     agent.rescan(now, clock.wall_s());
     agent.tick(now, clock.wall_s());
@@ -203,30 +170,33 @@ pub async fn run_loop(
         }
         histograms.tick.observe(turn.elapsed().as_secs_f64());
         let wait = Duration::from_nanos(next.saturating_sub(clock.now_ns()));
+        // A server's channel that is closed (its handles all dropped) only disables its branch.
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            msg = rx.recv() => match msg {
+            msg = inbox.control.recv() => match msg {
                 Some(Control::Reload) => reload(&mut agent, &opts, clock),
                 Some(Control::Shutdown) | None => break,
-                Some(Control::Scrape(reply)) => {
+            },
+            Some(probe) = inbox.probes.recv() => match probe {
+                Probe::Scrape(reply) => {
                     let _ = reply.send(scrape(&mut agent, clock, &stats, &histograms));
                 }
-                Some(Control::Ping(reply)) => {
+                Probe::Ping(reply) => {
                     let _ = reply.send(());
                 }
-                Some(Control::Container(change)) => {
-                    crate::containers::bridge::apply(&mut agent, change, clock.now_ns(), clock.wall_s());
+            },
+            Some(change) = inbox.containers.recv() => {
+                crate::containers::bridge::apply(&mut agent, change, clock.now_ns(), clock.wall_s());
+            }
+            Some(ApiQuery { call, reply }) = inbox.api.recv() => {
+                let (answer, changed) =
+                    api.handle(&mut agent, clock.now_ns(), clock.wall_s(), call);
+                if changed {
+                    // Durable before the caller hears of it.
+                    agent.take_events();
+                    save(&agent, clock, &mut stats);
                 }
-                Some(Control::Api(call, reply)) => {
-                    let (answer, changed) =
-                        api.handle(&mut agent, clock.now_ns(), clock.wall_s(), call);
-                    if changed {
-                        // Durable before the caller hears of it.
-                        agent.take_events();
-                        save(&agent, clock, &mut stats);
-                    }
-                    let _ = reply.send(answer);
-                }
+                let _ = reply.send(answer);
             }
         }
     }
@@ -247,8 +217,8 @@ fn scrape(
 ) -> Scrape {
     agent.sample_all(clock.now_ns(), clock.wall_s());
     Scrape {
-        workloads: super::view::workload_views(agent),
-        health: super::Health {
+        workloads: workload_views(agent),
+        health: Health {
             cgroup_files_open: agent.cgroup_files_open(),
             ..agent.health
         },

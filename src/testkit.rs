@@ -1,15 +1,19 @@
-//! What loop-level tests of the metrics endpoint and the API share: an agent on the in-memory
-//! kernel (`fake`) whose time is tokio's clock, so `start_paused` tests run it in virtual time.
+//! The test kit: what tests of the agent, the loop, the metrics endpoint and the API share. An
+//! agent on the in-memory kernel (`agent::fake`) whose time is tokio's clock, so
+//! `start_paused` tests run it in virtual time, and the real loop to drive it. Test-only, so
+//! it may reach every layer.
 
-use super::control::Agent;
-use super::daemon::{run_loop, Control, LoopOptions, SaveStats, TokioClock};
-use super::fake::Fake;
-use super::units::UnitResolver;
+use crate::agent::clock::TokioClock;
+use crate::agent::discover::{Discoverer, UnitResolver};
+use crate::agent::fake::Fake;
+use crate::agent::persist::SaveStats;
+use crate::agent::Agent;
 use crate::config::{self, Config};
+use crate::daemon::event_loop::{run_loop, Inbox, LoopOptions};
 use std::path::Path;
 use std::sync::Arc;
-use tokio::sync::mpsc;
 
+/// Every unit runs in `system.slice/<unit>`, as systemd places a service by default.
 pub struct NoUnits;
 impl UnitResolver for NoUnits {
     fn cgroup_of(&mut self, unit: &str) -> Option<String> {
@@ -35,12 +39,13 @@ pub fn fake() -> Fake {
     Fake::new(Arc::new(move || origin.elapsed().as_nanos() as u64), 4)
 }
 
+/// The agent of `c` on `fake`, with 4 host CPUs and no cgroups of its own.
 pub fn agent(c: &Config, fake: &Fake) -> Agent {
     Agent::new(
         c.agent.clone(),
         c.workloads.clone(),
         Box::new(fake.clone()),
-        Box::new(NoUnits),
+        Discoverer::with_units(Box::new(NoUnits)),
         4,
         vec![],
         "boot-1".into(),
@@ -48,11 +53,11 @@ pub fn agent(c: &Config, fake: &Fake) -> Agent {
 }
 
 /// Runs the real loop on `agent` until `Shutdown`; returns its save counters.
-pub async fn run(agent: Agent, rx: mpsc::Receiver<Control>) -> SaveStats {
+pub async fn run(agent: Agent, inbox: Inbox) -> SaveStats {
     let clock = TokioClock::new(0, 1_000_000);
     let opts = LoopOptions {
         config_path: None,
         notify: false,
     };
-    run_loop(agent, opts, &clock, rx).await
+    run_loop(agent, opts, &clock, inbox).await
 }

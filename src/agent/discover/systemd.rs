@@ -1,4 +1,4 @@
-//! Finding a systemd unit's cgroup.
+//! The systemd resolver: which cgroup a unit runs in, asked of systemd.
 
 use std::process::Command;
 
@@ -9,9 +9,9 @@ pub trait UnitResolver: Send {
 
 /// Asks systemd (`systemctl show -p ControlGroup --value UNIT`). Without systemctl, a
 /// `.service` falls back to `system.slice/UNIT`, systemd's default placement.
-pub struct Systemctl;
+pub struct SystemdUnits;
 
-impl UnitResolver for Systemctl {
+impl UnitResolver for SystemdUnits {
     fn cgroup_of(&mut self, unit: &str) -> Option<String> {
         match Command::new("systemctl")
             .args(["show", "-p", "ControlGroup", "--value", "--", unit])

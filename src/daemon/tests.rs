@@ -1,0 +1,82 @@
+//! Loop tests: the real event loop on tokio's paused clock and the in-memory kernel.
+
+use super::event_loop::{channels, run_loop, Control, LoopOptions};
+use crate::agent::clock::TokioClock;
+use crate::agent::discover::Discoverer;
+use crate::agent::fake::Fake;
+use crate::agent::{state, Agent};
+use crate::cgroup::Quota;
+use crate::config;
+use crate::credit::Mode;
+use crate::testkit::NoUnits;
+use std::sync::Arc;
+use std::time::Duration;
+
+const STD: &str = "time_scale = 60.0\n[[workload]]\nname = \"burn\"\ncgroup = \"burn\"\nprofile = \"t3.micro\"\nmode = \"standard\"\ninitial_credits = 1\n";
+
+/// The real loop on tokio's paused clock: capping time, SIGHUP-style reload, shutdown.
+#[tokio::test(start_paused = true)]
+async fn loop_caps_reloads_and_saves_on_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TokioClock::new(0, 1_000);
+    let origin = tokio::time::Instant::now();
+    let fake = Fake::new(Arc::new(move || origin.elapsed().as_nanos() as u64), 4);
+    fake.add("burn", 1000);
+    let path = dir.path().join("burstd.toml");
+    let text = format!(
+        "[agent]\nstate_dir = {:?}\n{STD}",
+        dir.path().display().to_string()
+    );
+    std::fs::write(&path, &text).unwrap();
+    let c = config::load(&path).unwrap();
+    let agent = Agent::new(
+        c.agent,
+        c.workloads,
+        Box::new(fake.clone()),
+        Discoverer::with_units(Box::new(NoUnits)),
+        4,
+        vec![],
+        "b".into(),
+    );
+    let (handles, inbox) = channels();
+    let tx = handles.control.clone();
+    let opts = LoopOptions {
+        config_path: Some(path.clone()),
+        notify: false,
+    };
+    let driver = async {
+        tokio::time::sleep(Duration::from_millis(1240)).await;
+        assert_eq!(
+            fake.group("burn").unwrap().quota,
+            Quota::limited(200_000, 100_000)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(
+            fake.group("burn").unwrap().quota,
+            Quota::limited(20_000, 100_000)
+        );
+        std::fs::write(
+            &path,
+            text.replace("mode = \"standard\"", "mode = \"unlimited\""),
+        )
+        .unwrap();
+        tx.send(Control::Reload).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(
+            fake.group("burn").unwrap().quota,
+            Quota::limited(200_000, 100_000)
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        tx.send(Control::Shutdown).await.unwrap();
+    };
+    let (stats, ()) = tokio::join!(run_loop(agent, opts, &clock, inbox), driver);
+    assert_eq!(stats.failures, 0);
+    let saved = state::load(dir.path()).unwrap().unwrap();
+    let w = &saved.workloads["burn"];
+    assert_eq!(w.bucket.mode, Mode::Unlimited);
+    // ~3 s at 1 core unlimited, 60×: net 0.8 × 180 s = 2.4 credits of surplus.
+    let s = w.bucket.surplus.as_f64();
+    assert!((2.3..2.5).contains(&s), "{s}");
+    // on_exit = restore: the cgroup had no limit before burstd.
+    assert_eq!(fake.group("burn").unwrap().quota, Quota::unlimited(100_000));
+}
