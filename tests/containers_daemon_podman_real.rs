@@ -29,7 +29,7 @@ drift_check_s = 1.0
 listen = ""
 
 [api]
-socket = ""
+socket = {api:?}
 
 [containers]
 docker = {socket:?}
@@ -40,7 +40,8 @@ vcpus = 1
 credits_per_hour = 6
 "#,
         dir = dir.display().to_string(),
-        socket = socket.display().to_string()
+        socket = socket.display().to_string(),
+        api = dir.join("api.sock").display().to_string()
     )
 }
 
@@ -54,6 +55,20 @@ fn start_daemon(cfg: &Path) -> Reaped {
             .spawn()
             .expect("start burstd daemon"),
     )
+}
+
+fn burstd(args: &[&str]) -> (bool, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_burstd"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run burstd");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.success(), text)
 }
 
 fn saved(dir: &Path) -> Option<state::State> {
@@ -157,7 +172,65 @@ fn daemon_manages_labelled_podman_containers() {
     assert_eq!(quota(&plain_g), -1);
     assert!(!saved(dir.path()).unwrap().workloads.contains_key(&plain_c));
 
-    // 3. A new labelled container is managed: the time from `podman run` returning to its
+    // 3. `burstd check` lists each labelled container and each label error; the container
+    //    with the bad label is left alone, counted once.
+    let bad_c = name("bad");
+    pm.run_busy(
+        &bad_c,
+        &[
+            "--label",
+            "burstd.profile=tiny",
+            "--label",
+            "burstd.mode=turbo",
+        ],
+    );
+    let bad_g = pm.cgroup(&bad_c);
+    let (ok, out) = burstd(&["check", "--config", cfg.to_str().unwrap()]);
+    assert!(!ok, "a label error is a problem: {out}");
+    assert!(
+        out.contains(&format!(
+            "container     {std_c}: instance {std_c} profile tiny mode standard"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("container     {bad_c} PROBLEM: label burstd.mode=\"turbo\": allowed are \"standard\" and \"unlimited\"; left alone")),
+        "{out}"
+    );
+    assert!(!out.contains(&plain_c), "{out}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(quota(&bad_g), -1);
+    pm.ok(&["rm", "-f", "-t", "0", &bad_c]);
+
+    // A mode switch through the API (labels cannot change on a running container): the held
+    // container is released to its vCPU.
+    let api = dir.path().join("api.sock");
+    let (ok, out) = burstd(&[
+        "modify-instance-credit-specification",
+        "--socket",
+        api.to_str().unwrap(),
+        "--instance-credit-specification",
+        &format!("InstanceId={std_c},CpuCredits=unlimited"),
+    ]);
+    assert!(ok, "{out}");
+    wait_for(Duration::from_secs(5), || {
+        (quota(&std_g) == 100_000).then_some(())
+    })
+    .expect("switching the container to unlimited did not lift its cap");
+    let (ok, out) = burstd(&[
+        "modify-instance-credit-specification",
+        "--socket",
+        api.to_str().unwrap(),
+        "--instance-credit-specification",
+        &format!("InstanceId={std_c},CpuCredits=standard"),
+    ]);
+    assert!(ok, "{out}");
+    wait_for(Duration::from_secs(5), || {
+        (quota(&std_g) == 10_000).then_some(())
+    })
+    .expect("switching back to standard did not hold it again");
+
+    // 4. A new labelled container is managed: the time from `podman run` returning to its
     //    start being saved (polled every 5 ms) is reported, not asserted.
     let (t2_c, t3_c) = (name("t2"), name("t3"));
     let run_at = Instant::now();
@@ -198,7 +271,7 @@ fn daemon_manages_labelled_podman_containers() {
         "t2.micro starts with 30 launch credits"
     );
 
-    // 4. Stop and start: T2 loses its credits and gets launch credits again; T3 keeps its balance.
+    // 5. Stop and start: T2 loses its credits and gets launch credits again; T3 keeps its balance.
     pm.stop(&t2_c);
     pm.stop(&t3_c);
     until_running(dir.path(), &t2_c, false, Duration::from_secs(10));
@@ -232,7 +305,7 @@ fn daemon_manages_labelled_podman_containers() {
         "T3 balance {t3_kept} at the stop, {t3_after} after the start"
     );
 
-    // 5. Created while burstd is down: picked up at the next start (standard, no credits:
+    // 6. Created while burstd is down: picked up at the next start (standard, no credits:
     //    held at baseline at once).
     drop(daemon);
     let late_c = name("late");
