@@ -304,4 +304,79 @@ mod tests {
             Quota::unlimited(100_000)
         );
     }
+
+    /// The real loop with `[containers]` pointing at a socket that does not exist: the loop
+    /// keeps managing its configured workload, a container reported later is managed, and a
+    /// reload keeps it.
+    #[tokio::test(start_paused = true)]
+    async fn the_loop_runs_without_the_socket_and_keeps_containers_across_a_reload() {
+        use crate::agent::clock::TokioClock;
+        use crate::daemon::event_loop::{channels, run_loop, Control, LoopOptions};
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let origin = tokio::time::Instant::now();
+        let fake = Fake::new(Arc::new(move || origin.elapsed().as_nanos() as u64), 4);
+        fake.add("burn", 1000);
+        fake.add("docker/web", 1000);
+        let path = dir.path().join("burstd.toml");
+        let text = format!(
+            "[agent]\nstate_dir = {:?}\ntime_scale = 60.0\n[containers]\ndocker = {:?}\n[[workload]]\nname = \"burn\"\ncgroup = \"burn\"\nprofile = \"t3.micro\"\nmode = \"standard\"\n",
+            dir.path().display().to_string(),
+            dir.path().join("missing.sock").display().to_string()
+        );
+        std::fs::write(&path, &text).unwrap();
+        let c = config::load(&path).unwrap();
+        let mut agent = Agent::new(
+            c.agent,
+            c.workloads,
+            Box::new(fake.clone()),
+            Discoverer::with_units(Box::new(NoUnits)),
+            4,
+            vec![],
+            "b".into(),
+        );
+        agent.enable_containers(BTreeMap::new());
+        let (handles, inbox) = channels();
+        spawn(
+            c.containers.docker.clone().unwrap(),
+            crate::cgroup::Layout::v1("/nonexistent/cpu", "/nonexistent/cpuacct"),
+            BTreeMap::new(),
+            handles.containers.clone(),
+        );
+        let opts = LoopOptions {
+            config_path: Some(path.clone()),
+            notify: false,
+        };
+        let clock = TokioClock::new(0, 1_000);
+        let driver = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            // No credits, standard: the configured workload is held at its baseline.
+            assert_eq!(
+                fake.group("burn").unwrap().quota,
+                Quota::limited(20_000, 100_000)
+            );
+            handles
+                .containers
+                .send(managed("web", "t3.micro", Mode::Standard, 0, None))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert_eq!(
+                fake.group("docker/web").unwrap().quota,
+                Quota::limited(20_000, 100_000)
+            );
+            handles.control.send(Control::Reload).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            assert_eq!(
+                fake.group("docker/web").unwrap().quota,
+                Quota::limited(20_000, 100_000)
+            );
+            handles.control.send(Control::Shutdown).await.unwrap();
+        };
+        let (stats, ()) = tokio::join!(run_loop(agent, opts, &clock, inbox), driver);
+        assert_eq!(stats.failures, 0);
+        let saved = state::load(dir.path()).unwrap().unwrap();
+        assert_eq!(saved.workloads["web"].container.as_deref(), Some("web"));
+        assert!(saved.workloads["burn"].bucket.held);
+    }
 }
