@@ -305,6 +305,20 @@ fn daemon_manages_labelled_podman_containers() {
         "T3 balance {t3_kept} at the stop, {t3_after} after the start"
     );
 
+    // `podman restart` is a stop and a start of the same instance, and it stays managed.
+    pm.ok(&["restart", "-t", "0", &t3_c]);
+    std::thread::sleep(Duration::from_secs(2));
+    let st = until_running(dir.path(), &t3_c, true, Duration::from_secs(10));
+    let t3_restarted = st.workloads[&t3_c].bucket.balance().as_f64();
+    assert!(
+        (t3_restarted - t3_after).abs() < 1.0,
+        "T3 balance {t3_after} before the restart, {t3_restarted} after"
+    );
+    assert_eq!(
+        st.workloads[&t3_c].cgroup.as_deref(),
+        Some(pm.cgroup(&t3_c).as_str())
+    );
+
     // 6. Created while burstd is down: picked up at the next start (standard, no credits:
     //    held at baseline at once).
     drop(daemon);

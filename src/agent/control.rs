@@ -911,12 +911,9 @@ impl Agent {
             w.bucket.surplus = w.bucket.surplus.min(w.profile.max_earned);
         }
         self.workloads[i].container = Some(Box::new(run));
-        let w = &self.workloads[i];
-        if w.is_running() && w.cgroup.as_deref() == Some(path.as_str()) {
-            self.apply(i);
-            return true;
-        }
-        if w.is_running() {
+        // The source reports a container only when it (re)starts: if the instance runs, this is
+        // a restart (`docker restart` keeps the cgroup path, in a new cgroup): stop, then start.
+        if self.workloads[i].is_running() {
             self.sample(i, now_ns, wall_s, true);
             self.stop(i, wall_s);
         }

@@ -77,8 +77,9 @@ pub enum Action {
 pub struct Tracker {
     custom: BTreeMap<String, Profile>,
     managed: BTreeMap<String, Managed>,
-    /// Inspections asked for and not answered; an answer for another id is stale.
-    inspecting: BTreeSet<String>,
+    /// Inspections asked for and not answered, per container; only the answer to the last
+    /// one is applied (an earlier one may predate an event).
+    inspecting: BTreeMap<String, u32>,
     /// While a list is in flight: the containers events spoke of meanwhile.
     listing: Option<BTreeSet<String>>,
     /// Containers whose refusal was reported (until they are removed).
@@ -131,8 +132,8 @@ impl Tracker {
             if fresher.contains(&s.id) || !labels::opted_in(&s.labels) {
                 continue;
             }
-            if self.inspecting.insert(s.id.clone()) {
-                actions.push(Action::Inspect(s.id.clone()));
+            if let Some(a) = self.ask(&s.id, false) {
+                actions.push(a);
             }
         }
         actions.push(Action::Synced);
@@ -153,18 +154,22 @@ impl Tracker {
                 if ev.kind == EventKind::Updated && !known {
                     return Vec::new();
                 }
-                if self.inspecting.insert(ev.id.clone()) {
-                    vec![Action::Inspect(ev.id)]
+                self.ask(&ev.id, false).into_iter().collect()
+            }
+            EventKind::Died => {
+                // Asked, not believed: Podman's `cleanup` of a run can come after the start of
+                // the next (`podman restart`), so the runtime is asked what runs now. An
+                // inspection in flight may predate the death: asked again.
+                if self.managed.contains_key(&ev.id) || self.inspecting.contains_key(&ev.id) {
+                    self.ask(&ev.id, true).into_iter().collect()
                 } else {
                     Vec::new()
                 }
             }
-            EventKind::Died | EventKind::Removed => {
+            EventKind::Removed => {
                 // An inspection in flight now answers for a container that is gone.
                 self.inspecting.remove(&ev.id);
-                if ev.kind == EventKind::Removed {
-                    self.reported.remove(&ev.id);
-                }
+                self.reported.remove(&ev.id);
                 self.let_go(&ev.id)
             }
         }
@@ -173,8 +178,16 @@ impl Tracker {
     /// The answer to [`Action::Inspect`]: `Err` when the runtime could not answer (a container
     /// removed meanwhile answers 404).
     pub fn inspected(&mut self, id: &str, answer: Result<Inspected, String>) -> Vec<Action> {
-        if !self.inspecting.remove(id) {
-            return Vec::new();
+        match self.inspecting.get_mut(id) {
+            None => return Vec::new(),
+            Some(n) if *n > 1 => {
+                // A later inspection is on its way: this answer may be stale.
+                *n -= 1;
+                return Vec::new();
+            }
+            Some(_) => {
+                self.inspecting.remove(id);
+            }
         }
         let Ok(Inspected { details, cgroup }) = answer else {
             return self.let_go(id);
@@ -258,6 +271,18 @@ impl Tracker {
         }]
     }
 
+    /// Asks for an inspection of `id`; `again`: even if one is in flight.
+    fn ask(&mut self, id: &str, again: bool) -> Option<Action> {
+        match self.inspecting.get_mut(id) {
+            Some(n) if again => *n += 1,
+            Some(_) => return None,
+            None => {
+                self.inspecting.insert(id.to_string(), 1);
+            }
+        }
+        Some(Action::Inspect(id.to_string()))
+    }
+
     fn let_go(&mut self, id: &str) -> Vec<Action> {
         match self.managed.remove(id) {
             Some(m) => vec![Action::Unmanage {
@@ -328,6 +353,13 @@ mod tests {
             },
             cgroup: Some(Ok(format!("libpod_parent/libpod-{id}"))),
         })
+    }
+
+    fn exited(id: &str) -> Result<Inspected, String> {
+        let mut answer = t3(id, 0)?;
+        answer.details.running = false;
+        answer.cgroup = None;
+        Ok(answer)
     }
 
     fn t3(id: &str, pid: u32) -> Result<Inspected, String> {
@@ -416,7 +448,11 @@ mod tests {
         t.disconnected();
         t.connected();
         // A dies after the list was taken: the list still has it, the event is fresher.
-        assert_eq!(t.event(ev(EventKind::Died, A, true)), vec![unmanage(A)]);
+        assert_eq!(
+            t.event(ev(EventKind::Died, A, true)),
+            vec![Action::Inspect(A.into())]
+        );
+        assert_eq!(t.inspected(A, exited(A)), vec![unmanage(A)]);
         assert_eq!(
             t.listed(vec![summary(A, Some("t3.micro"))]),
             vec![Action::Synced]
@@ -437,7 +473,11 @@ mod tests {
     #[test]
     fn die_then_remove_lets_go_once() {
         let mut t = with_a();
-        assert_eq!(t.event(ev(EventKind::Died, A, true)), vec![unmanage(A)]);
+        assert_eq!(
+            t.event(ev(EventKind::Died, A, true)),
+            vec![Action::Inspect(A.into())]
+        );
+        assert_eq!(t.inspected(A, exited(A)), vec![unmanage(A)]);
         // Podman sends cleanup twice, then remove.
         assert!(t.event(ev(EventKind::Died, A, true)).is_empty());
         assert!(t.event(ev(EventKind::Removed, A, true)).is_empty());
@@ -452,19 +492,42 @@ mod tests {
             t.event(ev(EventKind::Start, A, true)),
             vec![Action::Inspect(A.into())]
         );
-        assert!(t.event(ev(EventKind::Died, A, true)).is_empty());
-        // The answer, taken before the death, comes late: not applied.
+        // Asked again: the answer in flight may predate the death.
+        assert_eq!(
+            t.event(ev(EventKind::Died, A, true)),
+            vec![Action::Inspect(A.into())]
+        );
+        // The first answer, taken before the death, is not applied; the second is.
         assert!(t.inspected(A, t3(A, 10)).is_empty());
+        assert!(t.inspected(A, exited(A)).is_empty());
         assert!(managed_ids(&t).is_empty());
     }
 
     #[test]
     fn restart_is_a_stop_then_a_start_in_a_new_process() {
         let mut t = with_a();
-        assert_eq!(t.event(ev(EventKind::Died, A, true)), vec![unmanage(A)]);
+        t.event(ev(EventKind::Died, A, true));
+        assert_eq!(t.inspected(A, exited(A)), vec![unmanage(A)]);
         t.event(ev(EventKind::Start, A, true));
         let a = t.inspected(A, t3(A, 11));
         assert!(is_manage(&a, A), "{a:?}");
+        assert_eq!(managed_ids(&t), vec![(A.into(), 11)]);
+    }
+
+    #[test]
+    fn a_late_death_of_the_previous_run_does_not_stop_the_new_one() {
+        // podman restart: the inspection after `die` already sees the new process, and the
+        // previous run's `cleanup` arrives after the new start.
+        let mut t = with_a();
+        t.event(ev(EventKind::Died, A, true));
+        assert!(is_manage(&t.inspected(A, t3(A, 11)), A));
+        t.event(ev(EventKind::Start, A, true));
+        assert!(t.inspected(A, t3(A, 11)).is_empty());
+        assert_eq!(
+            t.event(ev(EventKind::Died, A, true)),
+            vec![Action::Inspect(A.into())]
+        );
+        assert!(t.inspected(A, t3(A, 11)).is_empty());
         assert_eq!(managed_ids(&t), vec![(A.into(), 11)]);
     }
 
