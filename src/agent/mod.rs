@@ -5,14 +5,20 @@
 
 pub mod clock;
 pub mod control;
+pub mod decide;
 pub mod discover;
+mod lifecycle;
 pub mod persist;
+mod sampling;
 pub mod state;
 pub mod view;
+pub mod workload;
 
 #[cfg(test)]
 pub(crate) mod fake;
 #[cfg(test)]
 mod tests;
 
-pub use control::{quota_for, Agent, Event, Health, Workload};
+pub use control::{Agent, AgentParts};
+pub use decide::quota_for;
+pub use workload::{Health, HoldLanding, Workload, WorkloadEvent};

@@ -484,12 +484,7 @@ impl Engine {
 }
 
 fn known_names(agent: &Agent) -> Vec<&str> {
-    let mut names: Vec<&str> = agent
-        .workloads
-        .iter()
-        .filter(|w| !w.name.is_empty())
-        .map(|w| w.name.as_str())
-        .collect();
+    let mut names: Vec<&str> = agent.workloads().map(|w| w.name.as_str()).collect();
     names.sort_unstable();
     names
 }

@@ -8,7 +8,7 @@
 use crate::agent::clock::Clock;
 use crate::agent::persist::{self, SaveStats};
 use crate::agent::view::workload_views;
-use crate::agent::{Agent, Event, Health};
+use crate::agent::{Agent, Health, WorkloadEvent};
 use crate::api::engine::Engine;
 use crate::api::ApiQuery;
 use crate::ask::Asker;
@@ -103,8 +103,8 @@ pub async fn run_loop(
     let watchdog_ns = watchdog_usec.saturating_mul(1000) / 2;
     notify(opts.notify, &[sd_notify::NotifyState::Ready]);
     let mut status = String::new();
-    let mut next_save = now + agent.config.save_interval_ms * MS;
-    let mut next_rescan = now + agent.config.rescan_interval_ms * MS;
+    let mut next_save = now + agent.config().save_interval_ms * MS;
+    let mut next_rescan = now + agent.config().rescan_interval_ms * MS;
     let mut next_watchdog = now;
     let mut next_status = now;
     let histograms = LoopHistograms::new();
@@ -116,11 +116,11 @@ pub async fn run_loop(
         agent.tick(now, wall);
         if now >= next_rescan {
             agent.rescan(now, wall);
-            next_rescan = now + agent.config.rescan_interval_ms * MS;
+            next_rescan = now + agent.config().rescan_interval_ms * MS;
         }
         let events = agent.take_events();
         for e in &events {
-            if let Event::Held(name) = e {
+            if let WorkloadEvent::Held(name) = e {
                 if let Some(l) = agent.get(name).and_then(|w| w.last_landing) {
                     histograms
                         .hold_overshoot
@@ -134,10 +134,10 @@ pub async fn run_loop(
         // holds landing together would stall the loop for 100 fsyncs).
         let eventful = events
             .iter()
-            .any(|e| !matches!(e, Event::Held(_) | Event::Released(_)));
+            .any(|e| !matches!(e, WorkloadEvent::Held(_) | WorkloadEvent::Released(_)));
         if eventful || now >= next_save {
             save(&agent, clock, &mut stats);
-            next_save = now + agent.config.save_interval_ms * MS;
+            next_save = now + agent.config().save_interval_ms * MS;
         }
         if watchdog && now >= next_watchdog {
             notify(true, &[sd_notify::NotifyState::Watchdog]);
@@ -209,7 +209,7 @@ fn scrape(
         workloads: workload_views(agent),
         health: Health {
             cgroup_files_open: agent.cgroup_files_open(),
-            ..agent.health
+            ..agent.health()
         },
         saves: *stats,
         histograms: histograms.clone(),

@@ -13,7 +13,7 @@ mod tests;
 
 use crate::agent::clock::SystemClock;
 use crate::agent::discover::Discoverer;
-use crate::agent::{state, Agent};
+use crate::agent::{state, Agent, AgentParts};
 use crate::cgroup::layout::{RootError, SCHED_EXT_STATE};
 use crate::cgroup::{read_own_cgroup_paths, sched_ext_enabled, Layout};
 use crate::config::{self, ConfigError};
@@ -72,15 +72,15 @@ pub fn run(config_path: &Path) -> Result<(), DaemonError> {
     }
     let own = read_own_cgroup_paths(&layout).unwrap_or_default();
     let saved = state::load(&cfg.agent.state_dir).inspect_err(|e| error!("{e}"))?;
-    let mut agent = Agent::new(
-        cfg.agent.clone(),
-        cfg.workloads.clone(),
-        layout.hierarchy(),
-        Discoverer::system(),
-        host::host_cpus(),
-        own,
-        state::boot_id(),
-    );
+    let mut agent = Agent::new(AgentParts {
+        config: cfg.agent.clone(),
+        specs: cfg.workloads.clone(),
+        hierarchy: layout.hierarchy(),
+        discover: Discoverer::system(),
+        host_cpus: host::host_cpus(),
+        own_cgroups: own,
+        boot_id: state::boot_id(),
+    });
     if let Some(s) = saved {
         info!(
             workloads = s.workloads.len(),
