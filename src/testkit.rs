@@ -6,7 +6,7 @@
 use crate::agent::clock::TokioClock;
 use crate::agent::discover::{Discoverer, UnitResolver};
 use crate::agent::fake::Fake;
-use crate::agent::persist::SaveStats;
+use crate::agent::persist::{SaveStats, Sections};
 use crate::agent::{Agent, AgentParts};
 use crate::config::{self, Config};
 use crate::daemon::event_loop::{run_loop, Inbox, LoopOptions};
@@ -54,10 +54,15 @@ pub fn agent(c: &Config, fake: &Fake) -> Agent {
 
 /// Runs the real loop on `agent` until `Shutdown`; returns its save counters.
 pub async fn run(agent: Agent, inbox: Inbox) -> SaveStats {
+    run_with(agent, Sections::new(), inbox).await
+}
+
+/// [`run`] with the state file's other sections as restored (the API's).
+pub async fn run_with(agent: Agent, sections: Sections, inbox: Inbox) -> SaveStats {
     let clock = TokioClock::new(0, 1_000_000);
     let opts = LoopOptions {
         config_path: None,
         notify: false,
     };
-    run_loop(agent, opts, &clock, inbox).await
+    run_loop(agent, sections, opts, &clock, inbox).await
 }

@@ -14,7 +14,7 @@ use crate::cgroup::{Hierarchy, Sample};
 use crate::config::{AgentConfig, WorkloadSpec};
 use crate::credit::{Bucket, Family, LaunchLimiter, Mode, Profile, Rate};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 /// What an agent is built from.
@@ -51,12 +51,9 @@ pub struct Agent {
     pub(super) above_host_noted: bool,
     /// Save time of the state restored at start.
     pub(super) restored_at_s: u64,
-    /// Sections of the state file other layers own (the API's tokens and defaults), kept
-    /// verbatim through restore and snapshot.
-    pub extra: BTreeMap<String, serde_json::Value>,
-    /// The mode a new workload of a family starts in when its config gives no `mode`
-    /// (set by the API's ModifyDefaultCreditSpecification).
-    pub family_defaults: HashMap<Family, Mode>,
+    /// The mode a new workload of a family starts in when its config gives no `mode`: an
+    /// input, set by whoever owns the defaults (the API's ModifyDefaultCreditSpecification).
+    pub(super) family_defaults: HashMap<Family, Mode>,
     /// One shared copy of each profile workloads use (all of a spec's have the same).
     pub(super) profiles: Vec<Arc<Profile>>,
     /// The handle count the descriptor budget was last planned for.
@@ -91,7 +88,6 @@ impl Agent {
             events: Vec::new(),
             above_host_noted: false,
             restored_at_s: 0,
-            extra: BTreeMap::new(),
             family_defaults: HashMap::new(),
             profiles: Vec::new(),
             fd_planned: 0,
@@ -113,6 +109,12 @@ impl Agent {
 
     pub fn get(&self, name: &str) -> Option<&Workload> {
         self.index.get(name).map(|&i| &self.workloads[i])
+    }
+
+    /// The modes new workloads of these families start in when their config gives no `mode`
+    /// (the others: their profile's default).
+    pub fn set_family_defaults(&mut self, defaults: HashMap<Family, Mode>) {
+        self.family_defaults = defaults;
     }
 
     /// Its settings (the `[agent]` section in force).

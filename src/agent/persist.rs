@@ -5,6 +5,11 @@ use super::state::{self, SavedQuota, SavedWorkloadRef, State, StateRef, STATE_VE
 use super::workload::Workload;
 use crate::cgroup::Quota;
 use serde::ser::{Serialize, SerializeMap, Serializer};
+use std::collections::BTreeMap;
+
+/// Sections of the state file that other layers own (the API's tokens and defaults), by key:
+/// kept verbatim through a restore and every save, never read by the agent.
+pub type Sections = BTreeMap<String, serde_json::Value>;
 use tracing::{error, info};
 
 /// Counters of state saving, for logs and metrics.
@@ -18,8 +23,11 @@ pub struct SaveStats {
 /// Saves the agent's state to its state file now, streamed from the live workloads (no copy of
 /// them, no whole body in memory), and counts how it went. A failure is logged, not returned:
 /// the agent keeps running and tries again at the next save.
-pub fn save(agent: &Agent, wall_s: u64, stats: &mut SaveStats) {
-    match state::save_ref(&agent.config.state_dir, &agent.saved_state(wall_s)) {
+pub fn save(agent: &Agent, wall_s: u64, sections: &Sections, stats: &mut SaveStats) {
+    match state::save_ref(
+        &agent.config.state_dir,
+        &agent.saved_state(wall_s, sections),
+    ) {
         Ok(()) => {
             stats.saves += 1;
             stats.last_success_unix_s = wall_s;
@@ -68,8 +76,10 @@ impl Agent {
     /// Loads saved balances. Workloads are reconciled when their cgroups are first seen
     /// (same boot and same cgroup: the CPU used meanwhile is accounted; otherwise a stop at
     /// the save time and a start now). Saved workloads no longer configured are dropped.
-    pub fn restore(&mut self, mut state: State) {
-        self.extra = std::mem::take(&mut state.extra);
+    /// Returns the sections other layers own, for their owners (the daemon keeps them and
+    /// hands them back at each save).
+    pub fn restore(&mut self, mut state: State) -> Sections {
+        let sections = std::mem::take(&mut state.extra);
         let same_boot = !state.boot_id.is_empty() && state.boot_id == self.boot_id;
         self.restored_at_s = state.saved_at_unix_s;
         // A launch limiter saved with another limit keeps its history under the new one.
@@ -103,12 +113,17 @@ impl Agent {
             w.cgroup = saved.cgroup.clone();
             w.pending = Some(Box::new(saved));
         }
+        sections
     }
 
     /// Everything worth saving, as of the last samples, borrowed: serializes exactly as
     /// [`Agent::snapshot`] does, without copying the workloads (the daemon's periodic save
-    /// streams it to the file; see `state::save_ref`).
-    pub fn saved_state(&self, wall_s: u64) -> StateRef<'_, SavedWorkloads<'_>> {
+    /// streams it to the file; see `state::save_ref`), with `sections` of the other layers.
+    pub fn saved_state<'a>(
+        &'a self,
+        wall_s: u64,
+        sections: &'a Sections,
+    ) -> StateRef<'a, SavedWorkloads<'a>> {
         // The index holds every named workload once (released ones are out of it).
         let mut workloads: Vec<&Workload> = Vec::with_capacity(self.index.len());
         workloads.extend(self.index.values().filter_map(|&i| self.workloads.get(i)));
@@ -119,13 +134,13 @@ impl Agent {
             saved_at_unix_s: wall_s,
             launch_limiter: &self.limiter,
             workloads: SavedWorkloads(workloads),
-            extra: &self.extra,
+            extra: sections,
         }
     }
 
     /// Everything worth saving, as of the last samples (an owned copy of [`Agent::saved_state`]).
-    pub fn snapshot(&self, wall_s: u64) -> State {
-        let v = self.saved_state(wall_s);
+    pub fn snapshot(&self, wall_s: u64, sections: &Sections) -> State {
+        let v = self.saved_state(wall_s, sections);
         State {
             version: v.version,
             boot_id: v.boot_id.to_string(),

@@ -3,6 +3,7 @@
 use super::control::{Agent, AgentParts};
 use super::discover::Discoverer;
 use super::fake::Fake;
+use super::persist::Sections;
 use super::state;
 use super::workload::WorkloadEvent;
 use crate::cgroup::Quota;
@@ -184,7 +185,7 @@ fn restart_carries_the_balance_and_accounts_the_time_away() {
     a.rescan(m.t(), 0);
     m.run(&mut a, 5 * S);
     let before = a.get("burn").unwrap().bucket.clone();
-    state::save(dir.path(), &a.snapshot(5)).unwrap();
+    state::save(dir.path(), &a.snapshot(5, &Sections::new())).unwrap();
     drop(a);
     // Down for 5 s while the workload keeps burning, then a new agent.
     m.now.fetch_add(5 * S, Ordering::SeqCst);
@@ -276,7 +277,7 @@ fn a_workload_gone_while_the_agent_was_down_is_stopped_at_the_save_time() {
     let mut a = m.agent(&c, vec![]);
     a.rescan(m.t(), 0);
     m.run(&mut a, 5 * S);
-    state::save(dir.path(), &a.snapshot(5)).unwrap();
+    state::save(dir.path(), &a.snapshot(5, &Sections::new())).unwrap();
     drop(a);
     m.fake.remove_group("burn");
     let mut b = m.agent(&c, vec![]);
@@ -287,7 +288,10 @@ fn a_workload_gone_while_the_agent_was_down_is_stopped_at_the_save_time() {
     // Its surplus (8 credits after 5 s) was charged at the stop.
     assert_eq!(w.bucket.totals.charged, Credits::whole(8));
     assert_eq!(
-        b.snapshot(10).workloads["burn"].bucket.totals.charged,
+        b.snapshot(10, &Sections::new()).workloads["burn"]
+            .bucket
+            .totals
+            .charged,
         Credits::whole(8)
     );
 }
@@ -553,7 +557,7 @@ fn streamed_save_writes_exactly_the_snapshot() {
     let mut a = m.agent(&fleet_only, vec![]);
     a.rescan(m.t(), 0);
     m.run(&mut a, 3 * S);
-    let earlier = a.snapshot(3);
+    let earlier = a.snapshot(3, &Sections::new());
     assert_eq!(earlier.workloads.len(), 1);
     m.fake.remove_group("fleet/b");
     // The live agent: running workloads, one stopped, then fleet/b restored and not yet seen.
@@ -570,16 +574,15 @@ fn streamed_save_writes_exactly_the_snapshot() {
     m.run(&mut b, 2 * S);
     m.fake.remove_group("fleet/d");
     m.run(&mut b, 60 * S);
-    b.restore(earlier.clone());
-    b.extra
-        .insert("api".into(), serde_json::json!({"tokens": ["x"], "n": 1}));
+    let mut sections = b.restore(earlier.clone());
+    sections.insert("api".into(), serde_json::json!({"tokens": ["x"], "n": 1}));
     assert!(!b.get("fleet/d").unwrap().is_running());
     assert!(b.get("fleet/b").unwrap().awaiting_reconcile());
 
-    let owned = b.snapshot(70);
+    let owned = b.snapshot(70, &sections);
     assert_eq!(owned.workloads.len(), 5);
     assert_eq!(owned.workloads["fleet/b"], earlier.workloads["fleet/b"]);
-    state::save_ref(dir.path(), &b.saved_state(70)).unwrap();
+    state::save_ref(dir.path(), &b.saved_state(70, &sections)).unwrap();
     let bytes = std::fs::read(dir.path().join(state::STATE_FILE)).unwrap();
     assert_eq!(
         String::from_utf8(bytes).unwrap(),

@@ -6,7 +6,7 @@
 //! locks on the hot path and the servers do not know this loop's type.
 
 use crate::agent::clock::Clock;
-use crate::agent::persist::{self, SaveStats};
+use crate::agent::persist::{self, SaveStats, Sections};
 use crate::agent::view::workload_views;
 use crate::agent::{Agent, Health, WorkloadEvent};
 use crate::api::engine::Engine;
@@ -79,25 +79,28 @@ fn notify(on: bool, states: &[sd_notify::NotifyState]) {
     }
 }
 
-fn save(agent: &Agent, clock: &dyn Clock, stats: &mut SaveStats) {
-    persist::save(agent, clock.wall_s(), stats);
+fn save(agent: &Agent, sections: &Sections, clock: &dyn Clock, stats: &mut SaveStats) {
+    persist::save(agent, clock.wall_s(), sections, stats);
 }
 
 /// Runs the agent until `Shutdown` (or the control channel closes). Saves the state on every
 /// start, stop and mode switch and every `save_interval`; rescans every `rescan_interval`.
+/// `sections` are the state file's sections other layers own, as restored (the API's is
+/// loaded into its engine here and kept up to date).
 pub async fn run_loop(
     mut agent: Agent,
+    mut sections: Sections,
     opts: LoopOptions,
     clock: &dyn Clock,
     mut inbox: Inbox,
 ) -> SaveStats {
     let mut stats = SaveStats::default();
-    let mut api = Engine::load(&mut agent);
+    let mut api = Engine::load(&sections, &mut agent);
     let now = clock.now_ns();
     agent.rescan(now, clock.wall_s());
     agent.tick(now, clock.wall_s());
     agent.take_events();
-    save(&agent, clock, &mut stats);
+    save(&agent, &sections, clock, &mut stats);
     let mut watchdog_usec = 0u64;
     let watchdog = opts.notify && sd_notify::watchdog_enabled(false, &mut watchdog_usec);
     let watchdog_ns = watchdog_usec.saturating_mul(1000) / 2;
@@ -136,7 +139,7 @@ pub async fn run_loop(
             .iter()
             .any(|e| !matches!(e, WorkloadEvent::Held(_) | WorkloadEvent::Released(_)));
         if eventful || now >= next_save {
-            save(&agent, clock, &mut stats);
+            save(&agent, &sections, clock, &mut stats);
             next_save = now + agent.config().save_interval_ms * MS;
         }
         if watchdog && now >= next_watchdog {
@@ -182,8 +185,9 @@ pub async fn run_loop(
                     api.handle(&mut agent, clock.now_ns(), clock.wall_s(), call);
                 if changed {
                     // Durable before the caller hears of it.
+                    api.store(&mut sections);
                     agent.take_events();
-                    save(&agent, clock, &mut stats);
+                    save(&agent, &sections, clock, &mut stats);
                 }
                 let _ = reply.send(answer);
             }
@@ -191,7 +195,7 @@ pub async fn run_loop(
     }
     notify(opts.notify, &[sd_notify::NotifyState::Stopping]);
     agent.sample_all(clock.now_ns(), clock.wall_s());
-    save(&agent, clock, &mut stats);
+    save(&agent, &sections, clock, &mut stats);
     agent.on_exit();
     info!(saves = stats.saves, "burstd stopped; state saved");
     stats

@@ -13,6 +13,7 @@ mod tests;
 
 use crate::agent::clock::SystemClock;
 use crate::agent::discover::Discoverer;
+use crate::agent::persist::Sections;
 use crate::agent::{state, Agent, AgentParts};
 use crate::cgroup::layout::{RootError, SCHED_EXT_STATE};
 use crate::cgroup::{read_own_cgroup_paths, sched_ext_enabled, Layout};
@@ -81,13 +82,16 @@ pub fn run(config_path: &Path) -> Result<(), DaemonError> {
         own_cgroups: own,
         boot_id: state::boot_id(),
     });
-    if let Some(s) = saved {
-        info!(
-            workloads = s.workloads.len(),
-            "balances restored from the state file"
-        );
-        agent.restore(s);
-    }
+    let sections = match saved {
+        Some(s) => {
+            info!(
+                workloads = s.workloads.len(),
+                "balances restored from the state file"
+            );
+            agent.restore(s)
+        }
+        None => Sections::new(),
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -118,7 +122,7 @@ pub fn run(config_path: &Path) -> Result<(), DaemonError> {
             config_path: Some(config_path.to_path_buf()),
             notify: true,
         };
-        let stats = run_loop(agent, opts, &SystemClock, inbox).await;
+        let stats = run_loop(agent, sections, opts, &SystemClock, inbox).await;
         servers.lock().await.remove_api_socket();
         if stats.saves == 0 {
             return Err(DaemonError::NeverSaved);

@@ -69,7 +69,10 @@ async fn loop_caps_reloads_and_saves_on_shutdown() {
         tokio::time::sleep(Duration::from_secs(3)).await;
         tx.send(Control::Shutdown).await.unwrap();
     };
-    let (stats, ()) = tokio::join!(run_loop(agent, opts, &clock, inbox), driver);
+    let (stats, ()) = tokio::join!(
+        run_loop(agent, Default::default(), opts, &clock, inbox),
+        driver
+    );
     assert_eq!(stats.failures, 0);
     let saved = state::load(dir.path()).unwrap().unwrap();
     let w = &saved.workloads["burn"];

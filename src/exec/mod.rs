@@ -154,9 +154,8 @@ pub fn run(opts: &ExecOptions) -> Result<Outcome, ExecError> {
     })?;
 
     let mut agent = new_agent(opts, &layout, &group.rel, own)?;
-    if let Some(s) = saved {
-        agent.restore(s);
-    }
+    // The sections other layers own (the API's, from a daemon's state file) are kept as found.
+    let sections = saved.map(|s| agent.restore(s)).unwrap_or_default();
     let clock = SystemClock;
     let start_ns = clock.now_ns();
     agent.rescan(start_ns, clock.wall_s());
@@ -225,7 +224,7 @@ pub fn run(opts: &ExecOptions) -> Result<Outcome, ExecError> {
     agent.sample_all(end_ns, wall);
     let summary = finish(&mut agent, opts, &start, &watch, end_ns, wall);
     if let Some(path) = &opts.state_file {
-        state::save_file(path, &agent.snapshot(wall))?;
+        state::save_file(path, &agent.snapshot(wall, &sections))?;
     }
     drop(agent);
     if let Err(e) = group.remove() {
