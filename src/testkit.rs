@@ -6,8 +6,8 @@
 use crate::agent::clock::TokioClock;
 use crate::agent::discover::{Discoverer, UnitResolver};
 use crate::agent::fake::Fake;
-use crate::agent::persist::SaveStats;
-use crate::agent::Agent;
+use crate::agent::persist::{SaveStats, Sections};
+use crate::agent::{Agent, AgentParts};
 use crate::config::{self, Config};
 use crate::daemon::event_loop::{run_loop, Inbox, LoopOptions};
 use std::path::Path;
@@ -41,23 +41,28 @@ pub fn fake() -> Fake {
 
 /// The agent of `c` on `fake`, with 4 host CPUs and no cgroups of its own.
 pub fn agent(c: &Config, fake: &Fake) -> Agent {
-    Agent::new(
-        c.agent.clone(),
-        c.workloads.clone(),
-        Box::new(fake.clone()),
-        Discoverer::with_units(Box::new(NoUnits)),
-        4,
-        vec![],
-        "boot-1".into(),
-    )
+    Agent::new(AgentParts {
+        config: c.agent.clone(),
+        specs: c.workloads.clone(),
+        hierarchy: Box::new(fake.clone()),
+        discover: Discoverer::with_units(Box::new(NoUnits)),
+        host_cpus: 4,
+        own_cgroups: vec![],
+        boot_id: "boot-1".into(),
+    })
 }
 
 /// Runs the real loop on `agent` until `Shutdown`; returns its save counters.
 pub async fn run(agent: Agent, inbox: Inbox) -> SaveStats {
+    run_with(agent, Sections::new(), inbox).await
+}
+
+/// [`run`] with the state file's other sections as restored (the API's).
+pub async fn run_with(agent: Agent, sections: Sections, inbox: Inbox) -> SaveStats {
     let clock = TokioClock::new(0, 1_000_000);
     let opts = LoopOptions {
         config_path: None,
         notify: false,
     };
-    run_loop(agent, opts, &clock, inbox).await
+    run_loop(agent, sections, opts, &clock, inbox).await
 }

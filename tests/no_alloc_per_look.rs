@@ -8,7 +8,7 @@ use std::cell::Cell;
 use std::path::Path;
 
 use burstd::agent::discover::{Discoverer, UnitResolver};
-use burstd::agent::Agent;
+use burstd::agent::{Agent, AgentParts};
 use burstd::cgroup::{FdBudget, Layout};
 
 struct Counting;
@@ -96,15 +96,15 @@ fn agent(layout: &Layout, budget: usize, state_dir: &Path) -> Agent {
         Ok(c) => c,
         Err(e) => panic!("test config: {e}"),
     };
-    Agent::new(
-        config.agent,
-        config.workloads,
-        layout.hierarchy_with_budget(FdBudget::new(budget)),
-        Discoverer::with_units(Box::new(NoUnits)),
-        2,
-        vec![],
-        "boot".into(),
-    )
+    Agent::new(AgentParts {
+        config: config.agent,
+        specs: config.workloads,
+        hierarchy: layout.hierarchy_with_budget(FdBudget::new(budget)),
+        discover: Discoverer::with_units(Box::new(NoUnits)),
+        host_cpus: 2,
+        own_cgroups: vec![],
+        boot_id: "boot".into(),
+    })
 }
 
 #[test]

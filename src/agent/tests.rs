@@ -1,9 +1,11 @@
 //! Control-core and loop tests against the in-memory hierarchy.
 
-use super::control::{Agent, Event};
+use super::control::{Agent, AgentParts};
 use super::discover::Discoverer;
 use super::fake::Fake;
+use super::persist::Sections;
 use super::state;
+use super::workload::WorkloadEvent;
 use crate::cgroup::Quota;
 use crate::config::Config;
 use crate::credit::{Credits, Mode};
@@ -32,15 +34,15 @@ impl Manual {
         self.now.load(Ordering::SeqCst)
     }
     fn agent(&self, c: &Config, own: Vec<String>) -> Agent {
-        Agent::new(
-            c.agent.clone(),
-            c.workloads.clone(),
-            Box::new(self.fake.clone()),
-            Discoverer::with_units(Box::new(NoUnits)),
-            4,
-            own,
-            "boot-1".into(),
-        )
+        Agent::new(AgentParts {
+            config: c.agent.clone(),
+            specs: c.workloads.clone(),
+            hierarchy: Box::new(self.fake.clone()),
+            discover: Discoverer::with_units(Box::new(NoUnits)),
+            host_cpus: 4,
+            own_cgroups: own,
+            boot_id: "boot-1".into(),
+        })
     }
     /// Advance time, running the agent's due ticks on the way. Returns the looks taken.
     fn run(&self, agent: &mut Agent, ns: u64) -> usize {
@@ -88,7 +90,9 @@ fn standard_workload_is_held_at_baseline_when_predicted() {
         "{:?}",
         w.bucket.totals.overdrawn
     );
-    assert!(a.take_events().contains(&Event::Held("burn".into())));
+    assert!(a
+        .take_events()
+        .contains(&WorkloadEvent::Held("burn".into())));
     // Held: over the next 10 s it gets its baseline, 0.2 cores.
     let before = m.fake.group("burn").unwrap().usage_ns;
     m.run(&mut a, 10 * S);
@@ -154,14 +158,18 @@ fn stop_and_start_follow_the_profile_rules() {
     m.fake.remove_group("burn");
     m.run(&mut a, 2 * S);
     assert!(!a.get("burn").unwrap().is_running());
-    assert!(a.take_events().contains(&Event::Stopped("burn".into())));
+    assert!(a
+        .take_events()
+        .contains(&WorkloadEvent::Stopped("burn".into())));
     m.fake.add("burn", 0);
     a.rescan(m.t(), 10);
     let w = a.get("burn").unwrap();
     assert!(w.is_running());
     // T3 keeps its earned credits across a short stop (no earning while stopped).
     assert!(w.bucket.balance() >= Credits::whole(50));
-    assert!(a.take_events().contains(&Event::Started("burn".into())));
+    assert!(a
+        .take_events()
+        .contains(&WorkloadEvent::Started("burn".into())));
 }
 
 #[test]
@@ -177,7 +185,7 @@ fn restart_carries_the_balance_and_accounts_the_time_away() {
     a.rescan(m.t(), 0);
     m.run(&mut a, 5 * S);
     let before = a.get("burn").unwrap().bucket.clone();
-    state::save(dir.path(), &a.snapshot(5)).unwrap();
+    state::save(dir.path(), &a.snapshot(5, &Sections::new())).unwrap();
     drop(a);
     // Down for 5 s while the workload keeps burning, then a new agent.
     m.now.fetch_add(5 * S, Ordering::SeqCst);
@@ -269,7 +277,7 @@ fn a_workload_gone_while_the_agent_was_down_is_stopped_at_the_save_time() {
     let mut a = m.agent(&c, vec![]);
     a.rescan(m.t(), 0);
     m.run(&mut a, 5 * S);
-    state::save(dir.path(), &a.snapshot(5)).unwrap();
+    state::save(dir.path(), &a.snapshot(5, &Sections::new())).unwrap();
     drop(a);
     m.fake.remove_group("burn");
     let mut b = m.agent(&c, vec![]);
@@ -280,14 +288,17 @@ fn a_workload_gone_while_the_agent_was_down_is_stopped_at_the_save_time() {
     // Its surplus (8 credits after 5 s) was charged at the stop.
     assert_eq!(w.bucket.totals.charged, Credits::whole(8));
     assert_eq!(
-        b.snapshot(10).workloads["burn"].bucket.totals.charged,
+        b.snapshot(10, &Sections::new()).workloads["burn"]
+            .bucket
+            .totals
+            .charged,
         Credits::whole(8)
     );
 }
 
 #[test]
 fn tiny_baselines_get_a_longer_period_not_the_1ms_floor() {
-    use super::control::quota_for;
+    use super::decide::quota_for;
     use crate::credit::Rate;
     // t3.micro's 0.2 cores: 20 ms per 100 ms.
     assert_eq!(
@@ -476,15 +487,15 @@ fn a_rescan_plans_the_fd_budget_before_opening_new_cgroups() {
         "[[workload]]\nname = \"fleet\"\nmatch = \"fleet/*\"\nprofile = \"t3.micro\"\n",
         dir.path(),
     );
-    let mut agent = Agent::new(
-        c.agent,
-        c.workloads,
-        tree.layout.hierarchy_with_budget(Arc::clone(&budget)),
-        Discoverer::with_units(Box::new(NoUnits)),
-        4,
-        vec![],
-        "b".into(),
-    );
+    let mut agent = Agent::new(AgentParts {
+        config: c.agent,
+        specs: c.workloads,
+        hierarchy: tree.layout.hierarchy_with_budget(Arc::clone(&budget)),
+        discover: Discoverer::with_units(Box::new(NoUnits)),
+        host_cpus: 4,
+        own_cgroups: vec![],
+        boot_id: "b".into(),
+    });
     agent.rescan(S, 0);
     let running = |a: &Agent| a.workloads.iter().filter(|w| w.is_running()).count();
     assert_eq!(running(&agent), 10);
@@ -546,7 +557,7 @@ fn streamed_save_writes_exactly_the_snapshot() {
     let mut a = m.agent(&fleet_only, vec![]);
     a.rescan(m.t(), 0);
     m.run(&mut a, 3 * S);
-    let earlier = a.snapshot(3);
+    let earlier = a.snapshot(3, &Sections::new());
     assert_eq!(earlier.workloads.len(), 1);
     m.fake.remove_group("fleet/b");
     // The live agent: running workloads, one stopped, then fleet/b restored and not yet seen.
@@ -563,16 +574,15 @@ fn streamed_save_writes_exactly_the_snapshot() {
     m.run(&mut b, 2 * S);
     m.fake.remove_group("fleet/d");
     m.run(&mut b, 60 * S);
-    b.restore(earlier.clone());
-    b.extra
-        .insert("api".into(), serde_json::json!({"tokens": ["x"], "n": 1}));
+    let mut sections = b.restore(earlier.clone());
+    sections.insert("api".into(), serde_json::json!({"tokens": ["x"], "n": 1}));
     assert!(!b.get("fleet/d").unwrap().is_running());
     assert!(b.get("fleet/b").unwrap().awaiting_reconcile());
 
-    let owned = b.snapshot(70);
+    let owned = b.snapshot(70, &sections);
     assert_eq!(owned.workloads.len(), 5);
     assert_eq!(owned.workloads["fleet/b"], earlier.workloads["fleet/b"]);
-    state::save_ref(dir.path(), &b.saved_state(70)).unwrap();
+    state::save_ref(dir.path(), &b.saved_state(70, &sections)).unwrap();
     let bytes = std::fs::read(dir.path().join(state::STATE_FILE)).unwrap();
     assert_eq!(
         String::from_utf8(bytes).unwrap(),

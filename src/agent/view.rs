@@ -54,9 +54,8 @@ pub fn workload_views(agent: &Agent) -> Vec<WorkloadView> {
     let k = agent.config.time_scale_milli.max(1) as f64 / 1000.0;
     let host = agent.host_cpus() as f64;
     let mut out: Vec<WorkloadView> = agent
-        .workloads
-        .iter()
-        .filter(|w| !w.name.is_empty() && w.is_running())
+        .workloads()
+        .filter(|w| w.is_running())
         .map(|w| {
             let b = &w.bucket;
             let t = &b.totals;

@@ -4,6 +4,7 @@
 //! it survives restarts with the balances.
 
 use super::types::*;
+use crate::agent::persist::Sections;
 use crate::agent::view::workload_views;
 use crate::agent::Agent;
 use crate::config::valid_workload_name;
@@ -164,8 +165,8 @@ fn parse_page_token(t: &str) -> Option<String> {
 impl Engine {
     /// Loads the engine's section from the agent's state and applies the saved defaults.
     /// A section this build cannot read is kept aside in the log, not silently trusted.
-    pub fn load(agent: &mut Agent) -> Engine {
-        let saved = match agent.extra.get(STATE_KEY) {
+    pub fn load(sections: &Sections, agent: &mut Agent) -> Engine {
+        let saved = match sections.get(STATE_KEY) {
             None => Saved::default(),
             Some(v) => match serde_json::from_value(v.clone()) {
                 Ok(s) => s,
@@ -181,18 +182,21 @@ impl Engine {
     }
 
     fn apply_defaults(&self, agent: &mut Agent) {
-        agent.family_defaults = self
-            .saved
-            .defaults
-            .iter()
-            .filter_map(|(f, m)| Some((Family::parse_ec2(f)?, *m)))
-            .collect();
+        agent.set_family_defaults(
+            self.saved
+                .defaults
+                .iter()
+                .filter_map(|(f, m)| Some((Family::parse_ec2(f)?, *m)))
+                .collect(),
+        );
     }
 
-    fn store(&self, agent: &mut Agent) {
+    /// Puts the engine's memory into its section of the state file, before a save (after an
+    /// answer that changed something).
+    pub fn store(&self, sections: &mut Sections) {
         match serde_json::to_value(&self.saved) {
             Ok(v) => {
-                agent.extra.insert(STATE_KEY.to_string(), v);
+                sections.insert(STATE_KEY.to_string(), v);
             }
             Err(e) => warn!(error = %e, "cannot encode the API's state"),
         }
@@ -207,7 +211,8 @@ impl Engine {
             .unwrap_or_else(|| builtin_default(family))
     }
 
-    /// Answers one request. `true` with the answer: something changed, save before replying.
+    /// Answers one request. `true` with the answer: something changed; [`Engine::store`] and
+    /// save before replying.
     pub fn handle(
         &mut self,
         agent: &mut Agent,
@@ -400,7 +405,6 @@ impl Engine {
                 },
             );
         }
-        self.store(agent);
         (answer, true)
     }
 
@@ -478,18 +482,12 @@ impl Engine {
         }
         info!(family = family.as_str(), mode = %mode, "default credit specification changed through the API");
         self.apply_defaults(agent);
-        self.store(agent);
         (answer, true)
     }
 }
 
 fn known_names(agent: &Agent) -> Vec<&str> {
-    let mut names: Vec<&str> = agent
-        .workloads
-        .iter()
-        .filter(|w| !w.name.is_empty())
-        .map(|w| w.name.as_str())
-        .collect();
+    let mut names: Vec<&str> = agent.workloads().map(|w| w.name.as_str()).collect();
     names.sort_unstable();
     names
 }

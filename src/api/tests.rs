@@ -8,6 +8,7 @@ use super::engine::{Answer, Call, Engine};
 use super::types::*;
 use super::*;
 use crate::agent::fake::Fake;
+use crate::agent::persist::Sections;
 use crate::agent::{state, Agent};
 use crate::credit::Mode;
 use crate::daemon::event_loop::{channels, Control};
@@ -63,12 +64,14 @@ impl Rig {
         Rig { dir, socket, fake }
     }
 
-    fn agent(&self) -> Agent {
+    /// The agent as a restart makes it, with the state file's other sections (the API's).
+    fn agent(&self) -> (Agent, Sections) {
         let mut a = testkit::agent(&self.config(), &self.fake);
-        if let Some(s) = state::load(self.dir.path()).unwrap() {
-            a.restore(s);
-        }
-        a
+        let sections = match state::load(self.dir.path()).unwrap() {
+            Some(s) => a.restore(s),
+            None => Sections::new(),
+        };
+        (a, sections)
     }
 
     fn config(&self) -> crate::config::Config {
@@ -78,7 +81,7 @@ impl Rig {
     /// Runs the loop with the API served until `body` finishes.
     async fn run<F: std::future::Future<Output = ()>>(
         &self,
-        agent: Agent,
+        (agent, sections): (Agent, Sections),
         body: impl FnOnce(Asker<ApiQuery>) -> F,
     ) {
         let (handles, inbox) = channels();
@@ -88,7 +91,7 @@ impl Rig {
             body(handles.api.clone()).await;
             handles.control.send(Control::Shutdown).await.unwrap();
         };
-        tokio::join!(testkit::run(agent, inbox), driver);
+        tokio::join!(testkit::run_with(agent, sections, inbox), driver);
         server.abort();
         // Wait until the listener is really closed.
         let _ = server.await;
@@ -169,7 +172,7 @@ async fn modify_switches_now_charges_surplus_and_saves_before_answering() {
     })
     .await;
     // Survives a restart, and a reload with an unchanged config does not undo it.
-    let mut a = rig.agent();
+    let (mut a, _) = rig.agent();
     a.rescan(0, 0);
     let c = rig.config();
     a.reconfigure(c.agent.clone(), c.workloads.clone(), 0, 0);
@@ -184,9 +187,9 @@ async fn per_workload_failures_do_not_stop_the_batch() {
     // away, and a stopped workload can be switched (as on EC2).
     rig.fake.add("later", 0);
     {
-        let mut a = rig.agent();
+        let (mut a, sections) = rig.agent();
         a.rescan(0, 0);
-        state::save(rig.dir.path(), &a.snapshot(0)).unwrap();
+        state::save(rig.dir.path(), &a.snapshot(0, &sections)).unwrap();
     }
     rig.fake.remove_group("later");
     rig.run(rig.agent(), |_tx| async {
@@ -480,16 +483,16 @@ async fn family_default_applies_to_new_workloads_without_a_mode() {
     })
     .await;
     // Remembered across a restart.
-    let mut a = rig.agent();
-    let e = Engine::load(&mut a);
+    let (mut a, sections) = rig.agent();
+    let e = Engine::load(&sections, &mut a);
     assert_eq!(e.default_for(crate::credit::Family::T3), Mode::Standard);
 }
 
 #[test]
 fn default_changes_are_limited_per_5_minutes_and_4_per_day() {
     let rig = Rig::new();
-    let mut a = rig.agent();
-    let mut e = Engine::load(&mut a);
+    let (mut a, sections) = rig.agent();
+    let mut e = Engine::load(&sections, &mut a);
     let mut set = |a: &mut Agent, wall: u64, mode: &str| {
         let call = Call {
             admin: true,

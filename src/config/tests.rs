@@ -1,6 +1,7 @@
 //! Configuration tests: the example from the issue parses, and every error says where and why.
 
 use super::*;
+use crate::credit::{Credits, Mode, Persistence};
 
 fn parse_str(text: &str) -> Result<Config, ConfigError> {
     parse(Path::new("/etc/burstd/burstd.toml"), text)

@@ -61,7 +61,7 @@ mod tests {
     use super::*;
     use crate::agent::discover::{Discoverer, UnitResolver};
     use crate::agent::fake::Fake;
-    use crate::agent::state;
+    use crate::agent::{state, AgentParts};
     use crate::cgroup::Quota;
     use crate::config::{self, Config};
     use crate::containers::labels::LabelSpec;
@@ -108,15 +108,15 @@ mod tests {
             self.now.load(Ordering::SeqCst)
         }
         fn agent(&self) -> Agent {
-            let mut a = Agent::new(
-                self.cfg.agent.clone(),
-                self.cfg.workloads.clone(),
-                Box::new(self.fake.clone()),
-                Discoverer::with_units(Box::new(NoUnits)),
-                4,
-                vec![],
-                "boot-1".into(),
-            );
+            let mut a = Agent::new(AgentParts {
+                config: self.cfg.agent.clone(),
+                specs: self.cfg.workloads.clone(),
+                hierarchy: Box::new(self.fake.clone()),
+                discover: Discoverer::with_units(Box::new(NoUnits)),
+                host_cpus: 4,
+                own_cgroups: vec![],
+                boot_id: "boot-1".into(),
+            });
             a.enable_containers(BTreeMap::new());
             a
         }
@@ -207,7 +207,7 @@ mod tests {
             h.fake.group("docker/web").unwrap().quota,
             Quota::limited(200_000, 100_000)
         );
-        assert_eq!(a.health.external_quota_changes, 1);
+        assert_eq!(a.health().external_quota_changes, 1);
         // Held at baseline with a limit above it: the baseline (0.2 core) is in force.
         let h2 = Host::new("");
         h2.fake.add("docker/std", 2000);
@@ -256,7 +256,7 @@ mod tests {
         h.apply(&mut a, managed("gone", "t2.micro", Mode::Standard, 0, None));
         h.run(&mut a, 5 * S);
         let surplus_before = a.get("web").unwrap().bucket.surplus;
-        state::save(h.dir.path(), &a.snapshot(h.t() / S)).unwrap();
+        state::save(h.dir.path(), &a.snapshot(h.t() / S, &Default::default())).unwrap();
         drop(a);
         // Down 5 s; web keeps running, gone is removed.
         h.fake.remove_group("docker/gone");
@@ -298,7 +298,7 @@ mod tests {
                 allowed: "standard, unlimited".into(),
             }),
         );
-        assert_eq!(a.health.container_label_errors, 2);
+        assert_eq!(a.health().container_label_errors, 2);
         assert_eq!(
             h.fake.group("docker/web").unwrap().quota,
             Quota::unlimited(100_000)
@@ -326,15 +326,15 @@ mod tests {
         );
         std::fs::write(&path, &text).unwrap();
         let c = config::load(&path).unwrap();
-        let mut agent = Agent::new(
-            c.agent,
-            c.workloads,
-            Box::new(fake.clone()),
-            Discoverer::with_units(Box::new(NoUnits)),
-            4,
-            vec![],
-            "b".into(),
-        );
+        let mut agent = Agent::new(AgentParts {
+            config: c.agent,
+            specs: c.workloads,
+            hierarchy: Box::new(fake.clone()),
+            discover: Discoverer::with_units(Box::new(NoUnits)),
+            host_cpus: 4,
+            own_cgroups: vec![],
+            boot_id: "b".into(),
+        });
         agent.enable_containers(BTreeMap::new());
         let (handles, inbox) = channels();
         spawn(
@@ -373,7 +373,10 @@ mod tests {
             );
             handles.control.send(Control::Shutdown).await.unwrap();
         };
-        let (stats, ()) = tokio::join!(run_loop(agent, opts, &clock, inbox), driver);
+        let (stats, ()) = tokio::join!(
+            run_loop(agent, Default::default(), opts, &clock, inbox),
+            driver
+        );
         assert_eq!(stats.failures, 0);
         let saved = state::load(dir.path()).unwrap().unwrap();
         assert_eq!(saved.workloads["web"].container.as_deref(), Some("web"));

@@ -6,9 +6,9 @@
 //! locks on the hot path and the servers do not know this loop's type.
 
 use crate::agent::clock::Clock;
-use crate::agent::persist::{self, SaveStats};
+use crate::agent::persist::{self, SaveStats, Sections};
 use crate::agent::view::workload_views;
-use crate::agent::{Agent, Event, Health};
+use crate::agent::{Agent, Health, WorkloadEvent};
 use crate::api::engine::Engine;
 use crate::api::ApiQuery;
 use crate::ask::Asker;
@@ -87,32 +87,35 @@ fn notify(on: bool, states: &[sd_notify::NotifyState]) {
     }
 }
 
-fn save(agent: &Agent, clock: &dyn Clock, stats: &mut SaveStats) {
-    persist::save(agent, clock.wall_s(), stats);
+fn save(agent: &Agent, sections: &Sections, clock: &dyn Clock, stats: &mut SaveStats) {
+    persist::save(agent, clock.wall_s(), sections, stats);
 }
 
 /// Runs the agent until `Shutdown` (or the control channel closes). Saves the state on every
 /// start, stop and mode switch and every `save_interval`; rescans every `rescan_interval`.
+/// `sections` are the state file's sections other layers own, as restored (the API's is
+/// loaded into its engine here and kept up to date).
 pub async fn run_loop(
     mut agent: Agent,
+    mut sections: Sections,
     opts: LoopOptions,
     clock: &dyn Clock,
     mut inbox: Inbox,
 ) -> SaveStats {
     let mut stats = SaveStats::default();
-    let mut api = Engine::load(&mut agent);
+    let mut api = Engine::load(&sections, &mut agent);
     let now = clock.now_ns();
     agent.rescan(now, clock.wall_s());
     agent.tick(now, clock.wall_s());
     agent.take_events();
-    save(&agent, clock, &mut stats);
+    save(&agent, &sections, clock, &mut stats);
     let mut watchdog_usec = 0u64;
     let watchdog = opts.notify && sd_notify::watchdog_enabled(false, &mut watchdog_usec);
     let watchdog_ns = watchdog_usec.saturating_mul(1000) / 2;
     notify(opts.notify, &[sd_notify::NotifyState::Ready]);
     let mut status = String::new();
-    let mut next_save = now + agent.config.save_interval_ms * MS;
-    let mut next_rescan = now + agent.config.rescan_interval_ms * MS;
+    let mut next_save = now + agent.config().save_interval_ms * MS;
+    let mut next_rescan = now + agent.config().rescan_interval_ms * MS;
     let mut next_watchdog = now;
     let mut next_status = now;
     let histograms = LoopHistograms::new();
@@ -124,11 +127,11 @@ pub async fn run_loop(
         agent.tick(now, wall);
         if now >= next_rescan {
             agent.rescan(now, wall);
-            next_rescan = now + agent.config.rescan_interval_ms * MS;
+            next_rescan = now + agent.config().rescan_interval_ms * MS;
         }
         let events = agent.take_events();
         for e in &events {
-            if let Event::Held(name) = e {
+            if let WorkloadEvent::Held(name) = e {
                 if let Some(l) = agent.get(name).and_then(|w| w.last_landing) {
                     histograms
                         .hold_overshoot
@@ -142,10 +145,10 @@ pub async fn run_loop(
         // holds landing together would stall the loop for 100 fsyncs).
         let eventful = events
             .iter()
-            .any(|e| !matches!(e, Event::Held(_) | Event::Released(_)));
+            .any(|e| !matches!(e, WorkloadEvent::Held(_) | WorkloadEvent::Released(_)));
         if eventful || now >= next_save {
-            save(&agent, clock, &mut stats);
-            next_save = now + agent.config.save_interval_ms * MS;
+            save(&agent, &sections, clock, &mut stats);
+            next_save = now + agent.config().save_interval_ms * MS;
         }
         if watchdog && now >= next_watchdog {
             notify(true, &[sd_notify::NotifyState::Watchdog]);
@@ -193,8 +196,9 @@ pub async fn run_loop(
                     api.handle(&mut agent, clock.now_ns(), clock.wall_s(), call);
                 if changed {
                     // Durable before the caller hears of it.
+                    api.store(&mut sections);
                     agent.take_events();
-                    save(&agent, clock, &mut stats);
+                    save(&agent, &sections, clock, &mut stats);
                 }
                 let _ = reply.send(answer);
             }
@@ -202,7 +206,7 @@ pub async fn run_loop(
     }
     notify(opts.notify, &[sd_notify::NotifyState::Stopping]);
     agent.sample_all(clock.now_ns(), clock.wall_s());
-    save(&agent, clock, &mut stats);
+    save(&agent, &sections, clock, &mut stats);
     agent.on_exit();
     info!(saves = stats.saves, "burstd stopped; state saved");
     stats
@@ -220,7 +224,7 @@ fn scrape(
         workloads: workload_views(agent),
         health: Health {
             cgroup_files_open: agent.cgroup_files_open(),
-            ..agent.health
+            ..agent.health()
         },
         saves: *stats,
         histograms: histograms.clone(),

@@ -13,7 +13,8 @@ mod tests;
 
 use crate::agent::clock::SystemClock;
 use crate::agent::discover::Discoverer;
-use crate::agent::{state, Agent};
+use crate::agent::persist::Sections;
+use crate::agent::{state, Agent, AgentParts};
 use crate::cgroup::layout::{RootError, SCHED_EXT_STATE};
 use crate::cgroup::{read_own_cgroup_paths, sched_ext_enabled, Layout};
 use crate::config::{self, ConfigError};
@@ -72,26 +73,29 @@ pub fn run(config_path: &Path) -> Result<(), DaemonError> {
     }
     let own = read_own_cgroup_paths(&layout).unwrap_or_default();
     let saved = state::load(&cfg.agent.state_dir).inspect_err(|e| error!("{e}"))?;
-    let mut agent = Agent::new(
-        cfg.agent.clone(),
-        cfg.workloads.clone(),
-        layout.hierarchy(),
-        Discoverer::system(),
-        host::host_cpus(),
-        own,
-        state::boot_id(),
-    );
+    let mut agent = Agent::new(AgentParts {
+        config: cfg.agent.clone(),
+        specs: cfg.workloads.clone(),
+        hierarchy: layout.hierarchy(),
+        discover: Discoverer::system(),
+        host_cpus: host::host_cpus(),
+        own_cgroups: own,
+        boot_id: state::boot_id(),
+    });
     if cfg.containers.docker.is_some() {
         // Before the restore, so that saved container instances keep their balances.
         agent.enable_containers(cfg.custom_profiles.clone());
     }
-    if let Some(s) = saved {
-        info!(
-            workloads = s.workloads.len(),
-            "balances restored from the state file"
-        );
-        agent.restore(s);
-    }
+    let sections = match saved {
+        Some(s) => {
+            info!(
+                workloads = s.workloads.len(),
+                "balances restored from the state file"
+            );
+            agent.restore(s)
+        }
+        None => Sections::new(),
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -131,7 +135,7 @@ pub fn run(config_path: &Path) -> Result<(), DaemonError> {
             config_path: Some(config_path.to_path_buf()),
             notify: true,
         };
-        let stats = run_loop(agent, opts, &SystemClock, inbox).await;
+        let stats = run_loop(agent, sections, opts, &SystemClock, inbox).await;
         servers.lock().await.remove_api_socket();
         if stats.saves == 0 {
             return Err(DaemonError::NeverSaved);

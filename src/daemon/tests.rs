@@ -4,7 +4,7 @@ use super::event_loop::{channels, run_loop, Control, LoopOptions};
 use crate::agent::clock::TokioClock;
 use crate::agent::discover::Discoverer;
 use crate::agent::fake::Fake;
-use crate::agent::{state, Agent};
+use crate::agent::{state, Agent, AgentParts};
 use crate::cgroup::Quota;
 use crate::config;
 use crate::credit::Mode;
@@ -29,15 +29,15 @@ async fn loop_caps_reloads_and_saves_on_shutdown() {
     );
     std::fs::write(&path, &text).unwrap();
     let c = config::load(&path).unwrap();
-    let agent = Agent::new(
-        c.agent,
-        c.workloads,
-        Box::new(fake.clone()),
-        Discoverer::with_units(Box::new(NoUnits)),
-        4,
-        vec![],
-        "b".into(),
-    );
+    let agent = Agent::new(AgentParts {
+        config: c.agent,
+        specs: c.workloads,
+        hierarchy: Box::new(fake.clone()),
+        discover: Discoverer::with_units(Box::new(NoUnits)),
+        host_cpus: 4,
+        own_cgroups: vec![],
+        boot_id: "b".into(),
+    });
     let (handles, inbox) = channels();
     let tx = handles.control.clone();
     let opts = LoopOptions {
@@ -69,7 +69,10 @@ async fn loop_caps_reloads_and_saves_on_shutdown() {
         tokio::time::sleep(Duration::from_secs(3)).await;
         tx.send(Control::Shutdown).await.unwrap();
     };
-    let (stats, ()) = tokio::join!(run_loop(agent, opts, &clock, inbox), driver);
+    let (stats, ()) = tokio::join!(
+        run_loop(agent, Default::default(), opts, &clock, inbox),
+        driver
+    );
     assert_eq!(stats.failures, 0);
     let saved = state::load(dir.path()).unwrap().unwrap();
     let w = &saved.workloads["burn"];

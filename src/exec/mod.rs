@@ -11,7 +11,7 @@ pub mod spawn;
 use crate::agent::clock::{Clock, SystemClock};
 use crate::agent::discover::Discoverer;
 use crate::agent::state::{self, StateError};
-use crate::agent::{Agent, Event};
+use crate::agent::{Agent, AgentParts, WorkloadEvent};
 use crate::cgroup::{read_own_cgroup_paths, CgroupError, Layout};
 use crate::config::{self, Source, WorkloadSpec};
 use crate::credit::{time_to_exhaustion, Credits, Mode, Profile};
@@ -154,9 +154,8 @@ pub fn run(opts: &ExecOptions) -> Result<Outcome, ExecError> {
     })?;
 
     let mut agent = new_agent(opts, &layout, &group.rel, own)?;
-    if let Some(s) = saved {
-        agent.restore(s);
-    }
+    // The sections other layers own (the API's, from a daemon's state file) are kept as found.
+    let sections = saved.map(|s| agent.restore(s)).unwrap_or_default();
     let clock = SystemClock;
     let start_ns = clock.now_ns();
     agent.rescan(start_ns, clock.wall_s());
@@ -225,7 +224,7 @@ pub fn run(opts: &ExecOptions) -> Result<Outcome, ExecError> {
     agent.sample_all(end_ns, wall);
     let summary = finish(&mut agent, opts, &start, &watch, end_ns, wall);
     if let Some(path) = &opts.state_file {
-        state::save_file(path, &agent.snapshot(wall))?;
+        state::save_file(path, &agent.snapshot(wall, &sections))?;
     }
     drop(agent);
     if let Err(e) = group.remove() {
@@ -274,15 +273,15 @@ fn new_agent(
         mode_explicit: opts.mode.is_some(),
         initial_credits: opts.initial_credits,
     };
-    Ok(Agent::new(
-        cfg,
-        vec![spec],
-        layout.hierarchy(),
-        Discoverer::system(),
-        crate::host::host_cpus(),
-        own,
-        state::boot_id(),
-    ))
+    Ok(Agent::new(AgentParts {
+        config: cfg,
+        specs: vec![spec],
+        hierarchy: layout.hierarchy(),
+        discover: Discoverer::system(),
+        host_cpus: crate::host::host_cpus(),
+        own_cgroups: own,
+        boot_id: state::boot_id(),
+    }))
 }
 
 struct Start {
@@ -344,7 +343,7 @@ async fn supervise(
         let usage_now = agent.get(WORKLOAD).map_or(0, |w| w.last.usage_ns);
         for e in agent.take_events() {
             match e {
-                Event::Held(_) => {
+                WorkloadEvent::Held(_) => {
                     if watch.held_first_ns.is_none() {
                         watch.held_first_ns = Some(now);
                         watch.usage_at_first_held = usage_now;
@@ -356,7 +355,7 @@ async fn supervise(
                         opts.profile.baseline().as_cores()
                     ));
                 }
-                Event::Released(_) => {
+                WorkloadEvent::Released(_) => {
                     if let Some(since) = watch.held_since_ns.take() {
                         watch.held_total_ns += now - since;
                     }
@@ -423,8 +422,8 @@ fn terminal_sent_it() -> bool {
 }
 
 fn status_of(agent: &Agent, usage_vcpu: f64, elapsed_ns: u64, opts: &ExecOptions) -> Status {
-    let policy = agent.config.policy;
-    let k = agent.config.time_scale_milli.max(1) as f64 / 1000.0;
+    let policy = agent.config().policy;
+    let k = agent.config().time_scale_milli.max(1) as f64 / 1000.0;
     let Some(w) = agent.get(WORKLOAD) else {
         return Status {
             elapsed_s: elapsed_ns as f64 / 1e9,

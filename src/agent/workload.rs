@@ -1,0 +1,115 @@
+//! One managed workload at run time, what the agent counts about itself, and the events it
+//! reports.
+
+use super::decide::Scaled;
+use super::state::SavedWorkload;
+use crate::cgroup::{Cgroup, Quota, Sample};
+use crate::credit::{Bucket, Mode, Policy, Profile, Rate};
+use std::sync::Arc;
+
+/// Counters of the agent's own health.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Health {
+    pub cgroup_write_errors: u64,
+    pub cgroup_read_errors: u64,
+    pub external_quota_changes: u64,
+    /// Control files the cgroup handles keep open now (a gauge; set when scraped).
+    pub cgroup_files_open: u64,
+    /// Containers left alone because of their `burstd.*` labels.
+    pub container_label_errors: u64,
+}
+
+/// A managed workload at run time. There can be 10,000 of them in one `Vec`: keep it small
+/// (shared profile, rarely used parts boxed); `size_of` is checked by a test.
+pub struct Workload {
+    pub name: String,
+    /// Shared by every workload with the same profile (see `Agent::shared_profile`).
+    pub profile: Arc<Profile>,
+    pub bucket: Bucket,
+    /// The cgroup path it was last seen at.
+    pub cgroup: Option<String>,
+    pub cgroup_id: u64,
+    pub(super) handle: Option<Box<dyn Cgroup>>,
+    /// Last sample and when it was taken.
+    pub last: Sample,
+    pub last_at_ns: u64,
+    pub(super) usage_scale: Scaled,
+    pub(super) time_scale: Scaled,
+    /// The quota this agent wrote last (None: nothing written yet).
+    pub written: Option<Quota>,
+    pub original_quota: Option<Quota>,
+    /// Observed CPU rate over the last interval.
+    pub usage_rate: Rate,
+    /// How the last hold at baseline landed.
+    pub last_landing: Option<HoldLanding>,
+    /// The throttling counters may have moved since they were last read: a quota was in force
+    /// (ours or another writer's). While the quota is unlimited they cannot move, so a full
+    /// sample skips reading them (v1: a second file, formatted by the kernel on each read).
+    pub(super) throttle_stale: bool,
+    pub(super) next_wake_ns: u64,
+    pub(super) last_drift_check_ns: u64,
+    pub(super) drift_logged: bool,
+    pub(super) refused_logged: bool,
+    /// Saved position to reconcile with when the cgroup is first seen after a restart (boxed:
+    /// only restored workloads have one, and only until their first rescan).
+    pub(super) pending: Option<Box<SavedWorkload>>,
+    /// Its cgroup has been looked for since the agent started (until then a restored
+    /// workload's saved state is kept as it was).
+    pub seen: bool,
+    /// A container instance's name and own CPU limit (boxed: most workloads are not one).
+    pub container: Option<Box<ContainerRun>>,
+}
+
+/// What a container instance adds to a workload.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ContainerRun {
+    pub name: String,
+    /// The container's own CPU limit: the quota written is never above it.
+    pub cpu_limit: Option<Rate>,
+}
+
+impl Workload {
+    pub fn is_running(&self) -> bool {
+        self.handle.is_some()
+    }
+
+    /// Restored from the state file but its cgroup not yet seen since: its saved position is
+    /// still to be reconciled, so its bucket must not change before that.
+    pub fn awaiting_reconcile(&self) -> bool {
+        !self.seen && self.pending.is_some()
+    }
+
+    pub fn ceiling(&self, policy: &Policy) -> Rate {
+        self.bucket.ceiling(&self.profile, policy)
+    }
+
+    /// The ceiling in force: the model's, or the container's own limit when that is lower.
+    pub fn ceiling_in_force(&self, policy: &Policy) -> Rate {
+        let ceiling = self.ceiling(policy);
+        match self.container.as_ref().and_then(|c| c.cpu_limit) {
+            Some(limit) => ceiling.min(limit),
+            None => ceiling,
+        }
+    }
+}
+
+/// How a hold landed: how far the balance went below zero before the cap was written, and how
+/// long after the balance reached zero (estimated from the last interval's average rate, the
+/// only thing known about when inside the interval it crossed zero). Real (unscaled) units.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HoldLanding {
+    /// CPU time used beyond the balance (net of earnings) before the cap, in nanoseconds.
+    pub overshoot_cpu_ns: u64,
+    /// From the balance reaching zero to the sample that wrote the cap, in nanoseconds.
+    pub late_ns: u64,
+}
+
+/// Events the caller may want to act on (save state at once).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WorkloadEvent {
+    Started(String),
+    Stopped(String),
+    Held(String),
+    Released(String),
+    Switched(String, Mode),
+}

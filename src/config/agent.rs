@@ -1,0 +1,195 @@
+//! The `[agent]` section: the control loop's settings.
+
+use super::raw::{spanned, Ctx};
+use super::{validate, ConfigError};
+use crate::credit::{Landing, Policy, DEFAULT_LAUNCH_LIMIT};
+use serde::Deserialize;
+use std::path::PathBuf;
+use toml::Spanned;
+
+/// What to do with a managed cgroup's quota when the agent exits.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnExit {
+    /// Write back the quota the cgroup had before burstd first managed it.
+    Restore,
+    /// Leave the last quota burstd wrote.
+    Keep,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawAgent {
+    pub(super) cgroup_root: Option<PathBuf>,
+    pub(super) state_dir: PathBuf,
+    pub(super) time_scale: Spanned<f64>,
+    pub(super) period_us: Spanned<i64>,
+    pub(super) on_exit: OnExit,
+    pub(super) launch_credit_limit: Spanned<i64>,
+    pub(super) default_profile: Spanned<String>,
+    pub(super) max_interval_ms: Spanned<i64>,
+    pub(super) full_interval_ms: Spanned<i64>,
+    pub(super) rescan_interval_s: Spanned<f64>,
+    pub(super) save_interval_s: Spanned<f64>,
+    pub(super) drift_check_s: Spanned<f64>,
+    pub(super) release_above_credits: Spanned<f64>,
+    pub(super) ramp_credits: Spanned<f64>,
+}
+
+impl Default for RawAgent {
+    fn default() -> Self {
+        RawAgent {
+            cgroup_root: None,
+            state_dir: PathBuf::from("/var/lib/burstd"),
+            time_scale: spanned(1.0),
+            period_us: spanned(100_000),
+            on_exit: OnExit::Restore,
+            launch_credit_limit: spanned(DEFAULT_LAUNCH_LIMIT as i64),
+            default_profile: spanned("t3.micro".to_string()),
+            max_interval_ms: spanned(1000),
+            full_interval_ms: spanned(5000),
+            rescan_interval_s: spanned(5.0),
+            save_interval_s: spanned(5.0),
+            drift_check_s: spanned(5.0),
+            release_above_credits: spanned(0.1),
+            ramp_credits: spanned(0.0),
+        }
+    }
+}
+
+/// The `[agent]` section, resolved.
+#[derive(Clone, PartialEq, Debug)]
+pub struct AgentConfig {
+    pub cgroup_root: Option<PathBuf>,
+    pub state_dir: PathBuf,
+    /// Credit-clock speed as a ratio `time_scale_milli / 1000`.
+    pub time_scale_milli: u64,
+    pub period_us: u64,
+    pub on_exit: OnExit,
+    pub launch_credit_limit: u32,
+    pub max_interval_ms: u64,
+    /// How often a workload whose earned credits are at the accrual limit, and that spent
+    /// no more than it earned over its last interval, is looked at (≥ `max_interval_ms`).
+    pub full_interval_ms: u64,
+    pub rescan_interval_ms: u64,
+    pub save_interval_ms: u64,
+    pub drift_check_ms: u64,
+    pub policy: Policy,
+}
+
+fn positive_ms(
+    cx: &Ctx,
+    v: &Spanned<f64>,
+    key: &str,
+    min_ms: f64,
+    max_ms: f64,
+) -> Result<u64, ConfigError> {
+    let ms = *v.get_ref() * 1000.0;
+    if !ms.is_finite() || ms < min_ms || ms > max_ms {
+        return Err(cx.err(
+            v.span(),
+            format!(
+                "[agent] {key} = {}: must be between {} and {} seconds",
+                v.get_ref(),
+                min_ms / 1000.0,
+                max_ms / 1000.0
+            ),
+        ));
+    }
+    Ok(ms.round() as u64)
+}
+
+pub(super) fn agent_config(cx: &Ctx, a: &RawAgent) -> Result<AgentConfig, ConfigError> {
+    let ts = *a.time_scale.get_ref();
+    let time_scale_milli = validate::time_scale_milli(ts).ok_or_else(|| {
+        cx.err(
+            a.time_scale.span(),
+            format!("[agent] time_scale = {ts}: must be a number from 0.001 to 1000000 (1.0 = real time)"),
+        )
+    })?;
+    let period = *a.period_us.get_ref();
+    if !(1000..=1_000_000).contains(&period) {
+        return Err(cx.err(
+            a.period_us.span(),
+            format!(
+                "[agent] period_us = {period}: the kernel allows 1000 to 1000000 (1 ms to 1 s)"
+            ),
+        ));
+    }
+    let limit = *a.launch_credit_limit.get_ref();
+    if !(0..=1_000_000).contains(&limit) {
+        return Err(cx.err(
+            a.launch_credit_limit.span(),
+            format!(
+                "[agent] launch_credit_limit = {limit}: must be from 0 to 1000000 grants per 24 h"
+            ),
+        ));
+    }
+    let max_interval = *a.max_interval_ms.get_ref();
+    if !(10..=60_000).contains(&max_interval) {
+        return Err(cx.err(
+            a.max_interval_ms.span(),
+            format!("[agent] max_interval_ms = {max_interval}: must be from 10 to 60000"),
+        ));
+    }
+    let full_interval = *a.full_interval_ms.get_ref();
+    if !(max_interval..=600_000).contains(&full_interval) {
+        return Err(cx.err(
+            a.full_interval_ms.span(),
+            format!(
+                "[agent] full_interval_ms = {full_interval}: must be from max_interval_ms ({max_interval}) to 600000"
+            ),
+        ));
+    }
+    let release = *a.release_above_credits.get_ref();
+    let release_above = validate::credits(release).ok_or_else(|| {
+        cx.err(
+            a.release_above_credits.span(),
+            format!("[agent] release_above_credits = {release}: must be a number ≥ 0"),
+        )
+    })?;
+    let ramp = *a.ramp_credits.get_ref();
+    let ramp_credits = validate::credits(ramp).ok_or_else(|| {
+        cx.err(
+            a.ramp_credits.span(),
+            format!("[agent] ramp_credits = {ramp}: must be a number ≥ 0 (0 = exact landing)"),
+        )
+    })?;
+    let landing = if ramp_credits.is_positive() {
+        Landing::Ramp {
+            credits: ramp_credits,
+            steps: 20,
+        }
+    } else {
+        Landing::Exact
+    };
+    Ok(AgentConfig {
+        cgroup_root: a.cgroup_root.clone(),
+        state_dir: a.state_dir.clone(),
+        time_scale_milli,
+        period_us: period as u64,
+        on_exit: a.on_exit,
+        launch_credit_limit: limit as u32,
+        max_interval_ms: max_interval as u64,
+        full_interval_ms: full_interval as u64,
+        rescan_interval_ms: positive_ms(
+            cx,
+            &a.rescan_interval_s,
+            "rescan_interval_s",
+            100.0,
+            3_600_000.0,
+        )?,
+        save_interval_ms: positive_ms(
+            cx,
+            &a.save_interval_s,
+            "save_interval_s",
+            100.0,
+            3_600_000.0,
+        )?,
+        drift_check_ms: positive_ms(cx, &a.drift_check_s, "drift_check_s", 100.0, 10_000.0)?,
+        policy: Policy {
+            landing,
+            release_above,
+        },
+    })
+}

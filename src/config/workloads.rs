@@ -1,0 +1,235 @@
+//! The `[[workload]]` entries: what to manage, where its cgroups come from, under which
+//! profile and mode.
+
+use super::profiles::{credits_value, parse_mode};
+use super::raw::Ctx;
+use super::ConfigError;
+use crate::credit::{builtin_profile, builtin_profile_names, Credits, Mode, Profile};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWorkload {
+    pub(super) name: Spanned<String>,
+    pub(super) cgroup: Option<Spanned<String>>,
+    pub(super) unit: Option<Spanned<String>>,
+    #[serde(rename = "match")]
+    pub(super) pattern: Option<Spanned<String>>,
+    pub(super) profile: Option<Spanned<String>>,
+    pub(super) mode: Option<Spanned<String>>,
+    pub(super) initial_credits: Option<Spanned<f64>>,
+}
+
+/// Where a workload's cgroup comes from.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Source {
+    /// A path relative to the cgroup root (v1: the same path in the cpu and cpuacct trees).
+    Cgroup(String),
+    /// A systemd unit; its cgroup is asked of systemd.
+    Unit(String),
+    /// A glob over cgroup paths; each match is its own workload named `<name>/<last element>`.
+    Match(String),
+    /// A container that opted in with its labels (the `[containers]` source); not from the
+    /// file: the agent learns these as the runtime reports them.
+    Container(ContainerSource),
+}
+
+/// Where a container instance is now.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ContainerSource {
+    /// The container's name (the `container` label of its metrics).
+    pub container: String,
+    /// Its cgroup while it runs, relative to the hierarchy root; `None` while it is stopped.
+    pub cgroup: Option<String>,
+    /// Its own CPU limit (`--cpus`): burstd's ceiling never goes above it.
+    pub cpu_limit: Option<crate::credit::Rate>,
+}
+
+/// One `[[workload]]` entry, resolved.
+#[derive(Clone, PartialEq, Debug)]
+pub struct WorkloadSpec {
+    pub name: String,
+    pub source: Source,
+    pub profile: Profile,
+    pub mode: Mode,
+    /// False when `mode` came from the profile's default: then the API's per-family default
+    /// (ModifyDefaultCreditSpecification) decides the mode of a new workload.
+    pub mode_explicit: bool,
+    pub initial_credits: Credits,
+}
+
+/// Names a user can give a workload: also the EC2 InstanceId of the control API.
+pub fn valid_workload_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | ':' | '/'))
+        && !name.starts_with('/')
+        && !name.ends_with('/')
+}
+
+/// A relative cgroup path: no leading '/', no '.' or '..' elements, no empty elements.
+fn valid_relative_path(p: &str) -> bool {
+    !p.is_empty()
+        && !p.starts_with('/')
+        && p.split('/').all(|e| !e.is_empty() && e != "." && e != "..")
+}
+
+fn workload(
+    cx: &Ctx,
+    w: &RawWorkload,
+    custom: &BTreeMap<String, Profile>,
+    default_profile: &Spanned<String>,
+) -> Result<WorkloadSpec, ConfigError> {
+    let name = w.name.get_ref().clone();
+    if !valid_workload_name(&name) {
+        return Err(cx.err(
+            w.name.span(),
+            format!(
+                "[[workload]] name = {name:?}: use 1–128 characters of letters, digits and . _ - @ : / \
+                 (not starting or ending with /)"
+            ),
+        ));
+    }
+    let here = |k: &str| format!("[[workload]] {name:?}: {k}");
+    let sources: Vec<(&str, &Spanned<String>)> = [
+        ("cgroup", &w.cgroup),
+        ("unit", &w.unit),
+        ("match", &w.pattern),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+    .collect();
+    let source = match sources.as_slice() {
+        [("cgroup", v)] => {
+            let p = v.get_ref().trim_start_matches('/').to_string();
+            if !valid_relative_path(&p) {
+                return Err(cx.err(
+                    v.span(),
+                    format!("{} = {:?}: must be a path below the cgroup root, like \"system.slice/nginx.service\"", here("cgroup"), v.get_ref()),
+                ));
+            }
+            Source::Cgroup(p)
+        }
+        [("unit", v)] => {
+            let u = v.get_ref();
+            if u.is_empty() || u.contains('/') || !u.contains('.') {
+                return Err(cx.err(
+                    v.span(),
+                    format!("{} = {u:?}: must be a systemd unit name such as \"postgresql.service\"", here("unit")),
+                ));
+            }
+            Source::Unit(u.clone())
+        }
+        [("match", v)] => {
+            let p = v.get_ref().trim_start_matches('/').to_string();
+            if !valid_relative_path(&p) {
+                return Err(cx.err(
+                    v.span(),
+                    format!("{} = {:?}: must be a glob below the cgroup root, like \"system.slice/docker-*.scope\"", here("match"), v.get_ref()),
+                ));
+            }
+            Source::Match(p)
+        }
+        [] => {
+            return Err(cx.err(
+                w.name.span(),
+                format!("[[workload]] {name:?}: needs one of cgroup = \"…\", unit = \"…\" or match = \"…\""),
+            ))
+        }
+        [_, (k, v), ..] => {
+            return Err(cx.err(
+                v.span(),
+                format!("[[workload]] {name:?}: {k} given together with {}; give exactly one of cgroup, unit, match", sources[0].0),
+            ))
+        }
+        [(_, _)] => unreachable!("filter_map only yields the three keys"),
+    };
+    let profile_ref = w.profile.as_ref().unwrap_or(default_profile);
+    let pname = profile_ref.get_ref();
+    let profile = custom
+        .get(pname)
+        .cloned()
+        .or_else(|| builtin_profile(pname))
+        .ok_or_else(|| {
+            let mut known = builtin_profile_names();
+            known.extend(custom.keys().cloned());
+            cx.err(
+                profile_ref.span(),
+                format!(
+                    "{} = {pname:?}: unknown profile; known: {}",
+                    here("profile"),
+                    known.join(", ")
+                ),
+            )
+        })?;
+    let mode = match &w.mode {
+        Some(m) => parse_mode(cx, m, &here("mode"))?,
+        None => profile.default_mode,
+    };
+    if mode == Mode::Unlimited && !profile.unlimited_allowed {
+        let span = w.mode.as_ref().map_or(w.name.span(), |m| m.span());
+        return Err(cx.err(
+            span,
+            format!(
+                "{}: profile {} does not allow unlimited mode; use mode = \"standard\"",
+                here("mode"),
+                profile.name
+            ),
+        ));
+    }
+    let initial_credits = match &w.initial_credits {
+        Some(v) => {
+            let c = credits_value(cx, v, &here("initial_credits"))?;
+            if c > profile.max_earned {
+                return Err(cx.err(
+                    v.span(),
+                    format!(
+                        "{} = {}: more than profile {}'s accrual limit of {}",
+                        here("initial_credits"),
+                        v.get_ref(),
+                        profile.name,
+                        profile.max_earned
+                    ),
+                ));
+            }
+            c
+        }
+        None => Credits::ZERO,
+    };
+    Ok(WorkloadSpec {
+        name,
+        source,
+        profile,
+        mode,
+        mode_explicit: w.mode.is_some(),
+        initial_credits,
+    })
+}
+
+/// Every `[[workload]]`, in file order; names must be unique.
+pub(super) fn workloads(
+    cx: &Ctx,
+    raw: &[RawWorkload],
+    custom: &BTreeMap<String, Profile>,
+    default_profile: &Spanned<String>,
+) -> Result<Vec<WorkloadSpec>, ConfigError> {
+    let mut workloads: Vec<WorkloadSpec> = Vec::new();
+    for w in raw {
+        let spec = workload(cx, w, custom, default_profile)?;
+        if workloads.iter().any(|o| o.name == spec.name) {
+            return Err(cx.err(
+                w.name.span(),
+                format!(
+                    "[[workload]] name {:?} is used twice; names must be unique",
+                    spec.name
+                ),
+            ));
+        }
+        workloads.push(spec);
+    }
+    Ok(workloads)
+}
