@@ -26,11 +26,12 @@ pub enum ClientError {
     BadAnswer(String),
 }
 
-/// Sends `body` to `POST /<action>`; returns the HTTP status and the JSON answer.
+/// Sends `body` (one of the request types of [`super::types`], or any JSON) to
+/// `POST /<action>`; returns the HTTP status and the JSON answer.
 pub async fn call(
     socket: &Path,
     action: Action,
-    body: &serde_json::Value,
+    body: &impl serde::Serialize,
 ) -> Result<(u16, serde_json::Value), ClientError> {
     let stream = UnixStream::connect(socket)
         .await

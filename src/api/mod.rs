@@ -2,18 +2,18 @@
 //!
 //! The server (here) authenticates the peer from its socket credentials, parses and bounds the
 //! request, and hands it to the agent's task as an [`ApiQuery`] through a narrow handle
-//! ([`Asker<ApiQuery>`]); the task answers through [`engine::Engine`] and saves the state
+//! ([`Asker<ApiQuery>`]); the task answers through [`actions::Engine`] and saves the state
 //! before the answer leaves. `client` is the CLI's side.
 
+pub mod actions;
 pub mod auth;
 pub mod client;
-pub mod engine;
 pub mod types;
 
 use crate::ask::{AskError, Asker, Reply};
 use crate::http::{self, Body};
+use actions::{Answer, Call};
 use auth::{may_modify, GroupDb};
-use engine::{Answer, Call};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Response, StatusCode};

@@ -1,10 +1,11 @@
 //! API tests: the real loop on the in-memory kernel, the API served on a socket in a tempdir,
-//! requests through the CLI's client; non-admin callers through the loop's channel (the
+//! requests through the CLI's client; non-admin callers through the loop's handle (the
 //! process runs as root, so every socket peer here is an admin; tests/api_cli.rs has a real
-//! other-uid test).
+//! other-uid test). All on tokio's paused clock: the loop's waits and the tests' sleeps are
+//! virtual time, so a 5 s rescan costs nothing.
 
+use super::actions::{Answer, Call, Engine};
 use super::client::call;
-use super::engine::{Answer, Call, Engine};
 use super::types::*;
 use super::*;
 use crate::agent::fake::Fake;
@@ -136,7 +137,7 @@ fn modify(specs: &[(&str, &str)], token: Option<&str>, dry_run: bool) -> Value {
     v
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn modify_switches_now_charges_surplus_and_saves_before_answering() {
     let rig = Rig::new();
     rig.run(rig.agent(), |_tx| async {
@@ -180,7 +181,7 @@ async fn modify_switches_now_charges_surplus_and_saves_before_answering() {
     assert_eq!(a.get("batch").unwrap().bucket.mode, Mode::Unlimited);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn per_workload_failures_do_not_stop_the_batch() {
     let rig = Rig::new();
     // "later" saved once, then its cgroup is gone at the next start: stopped while burstd was
@@ -248,7 +249,7 @@ async fn per_workload_failures_do_not_stop_the_batch() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn dry_run_and_authorization() {
     let rig = Rig::new();
     let r = &rig;
@@ -311,7 +312,7 @@ async fn dry_run_and_authorization() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn client_token_is_idempotent_across_restarts() {
     let rig = Rig::new();
     let first = std::sync::Mutex::new(Value::Null);
@@ -368,7 +369,7 @@ async fn client_token_is_idempotent_across_restarts() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn describe_paginates_and_checks_its_parameters() {
     let rig = Rig::new();
     rig.run(rig.agent(), |_tx| async {
@@ -448,7 +449,7 @@ async fn describe_paginates_and_checks_its_parameters() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn family_default_applies_to_new_workloads_without_a_mode() {
     let rig = Rig::new();
     rig.run(rig.agent(), |_tx| async {
@@ -522,7 +523,7 @@ fn default_changes_are_limited_per_5_minutes_and_4_per_day() {
     assert_eq!(set(&mut a, 2 * day + 1, "unlimited").status, 200);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn bad_requests_are_400_and_change_nothing() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rig = Rig::new();
@@ -573,7 +574,7 @@ async fn bad_requests_are_400_and_change_nothing() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn credit_balances_are_live() {
     let rig = Rig::new();
     rig.run(rig.agent(), |_tx| async {

@@ -3,10 +3,17 @@
 
 use super::args::ArgError;
 use super::exit::{self, EX_SERVICE};
+use crate::agent::view::WorkloadView;
 use crate::api::client::{call, ClientError};
-use crate::api::types::Action;
+use crate::api::types::{
+    Action, DescribeCreditBalancesRequest, DescribeCreditBalancesResponse,
+    DescribeInstanceCreditSpecificationsRequest, ErrorBody, ErrorResponse,
+    GetDefaultCreditSpecificationRequest, InstanceCreditSpecificationRequest,
+    ModifyDefaultCreditSpecificationRequest, ModifyInstanceCreditSpecificationRequest,
+};
 use crate::config::DEFAULT_API_SOCKET;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -113,23 +120,34 @@ fn client_error(e: &ClientError) -> ExitCode {
     exit::fail(exit::of_client(e), e)
 }
 
+/// The daemon's error of a failed answer: its code and message.
+fn error_of(v: Value) -> ErrorBody {
+    serde_json::from_value::<ErrorResponse>(v)
+        .map(|e| e.error)
+        .unwrap_or_else(|_| ErrorBody {
+            code: "Unknown".into(),
+            message: String::new(),
+        })
+}
+
 /// Sends one request; prints the JSON answer (stdout) or the daemon's error (stderr).
-fn one(socket: &SocketArg, action: Action, body: Value) -> ExitCode {
+fn one(socket: &SocketArg, action: Action, body: &impl Serialize) -> ExitCode {
     let Some(rt) = runtime() else {
         return ExitCode::FAILURE;
     };
-    match rt.block_on(call(&socket.socket, action, &body)) {
+    match rt.block_on(call(&socket.socket, action, body)) {
         Err(e) => client_error(&e),
         Ok((200, v)) => {
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             ExitCode::SUCCESS
         }
         Ok((_, v)) => {
+            let e = error_of(v);
             eprintln!(
                 "An error occurred ({}) when calling the {} operation: {}",
-                v["Error"]["Code"].as_str().unwrap_or("Unknown"),
+                e.code,
                 action.name(),
-                v["Error"]["Message"].as_str().unwrap_or("")
+                e.message
             );
             ExitCode::from(EX_SERVICE)
         }
@@ -137,44 +155,52 @@ fn one(socket: &SocketArg, action: Action, body: Value) -> ExitCode {
 }
 
 pub fn modify_instance(a: ModifyInstanceArgs) -> ExitCode {
-    let specs: Vec<Value> = a
-        .specs
-        .iter()
-        .map(|(i, c)| json!({"InstanceId": i, "CpuCredits": c}))
-        .collect();
-    let mut body = json!({"InstanceCreditSpecifications": specs, "DryRun": a.dry_run});
-    if let Some(t) = a.client_token {
-        body["ClientToken"] = json!(t);
-    }
-    one(&a.socket, Action::ModifyInstanceCreditSpecification, body)
+    let body = ModifyInstanceCreditSpecificationRequest {
+        dry_run: a.dry_run,
+        client_token: a.client_token,
+        instance_credit_specifications: a
+            .specs
+            .into_iter()
+            .map(
+                |(instance_id, cpu_credits)| InstanceCreditSpecificationRequest {
+                    instance_id,
+                    cpu_credits,
+                },
+            )
+            .collect(),
+    };
+    one(&a.socket, Action::ModifyInstanceCreditSpecification, &body)
 }
 
 pub fn describe(a: DescribeArgs) -> ExitCode {
-    let mut body = json!({"DryRun": a.dry_run});
-    if let Some(ids) = a.instance_ids {
-        body["InstanceIds"] = json!(ids);
-    }
-    if let Some(m) = a.max_results {
-        body["MaxResults"] = json!(m);
-    }
-    if let Some(t) = a.next_token {
-        body["NextToken"] = json!(t);
-    }
+    let body = DescribeInstanceCreditSpecificationsRequest {
+        dry_run: a.dry_run,
+        instance_ids: a.instance_ids,
+        max_results: a.max_results,
+        next_token: a.next_token,
+    };
     one(
         &a.socket,
         Action::DescribeInstanceCreditSpecifications,
-        body,
+        &body,
     )
 }
 
 pub fn modify_default(a: ModifyDefaultArgs) -> ExitCode {
-    let body = json!({"InstanceFamily": a.instance_family, "CpuCredits": a.cpu_credits, "DryRun": a.dry_run});
-    one(&a.socket, Action::ModifyDefaultCreditSpecification, body)
+    let body = ModifyDefaultCreditSpecificationRequest {
+        dry_run: a.dry_run,
+        instance_family: a.instance_family,
+        cpu_credits: a.cpu_credits,
+    };
+    one(&a.socket, Action::ModifyDefaultCreditSpecification, &body)
 }
 
 pub fn get_default(a: GetDefaultArgs) -> ExitCode {
-    let body = json!({"InstanceFamily": a.instance_family, "DryRun": a.dry_run});
-    one(&a.socket, Action::GetDefaultCreditSpecification, body)
+    let body = GetDefaultCreditSpecificationRequest {
+        dry_run: a.dry_run,
+        instance_family: a.instance_family,
+    };
+    one(&a.socket, Action::GetDefaultCreditSpecification, &body)
 }
 
 fn duration(secs: Option<f64>) -> String {
@@ -188,7 +214,7 @@ fn duration(secs: Option<f64>) -> String {
 }
 
 /// The human table of `burstd status`.
-pub fn table(v: &Value) -> String {
+pub fn table(rows: &[WorkloadView]) -> String {
     let mut out = format!(
         "{:<28} {:<10} {:<9} {:>9} {:>9} {:>8} {:>7} {:>5} {:>10}\n",
         "WORKLOAD",
@@ -201,25 +227,18 @@ pub fn table(v: &Value) -> String {
         "HELD",
         "EXHAUSTED"
     );
-    let empty = vec![];
-    let rows = v["CreditBalances"].as_array().unwrap_or(&empty);
     for w in rows {
-        let f = |k: &str| w[k].as_f64().unwrap_or(0.0);
         out.push_str(&format!(
             "{:<28} {:<10} {:<9} {:>9.2} {:>9.2} {:>8.2} {:>7.2} {:>5} {:>10}\n",
-            w["InstanceId"].as_str().unwrap_or("?"),
-            w["Profile"].as_str().unwrap_or("?"),
-            w["CpuCredits"].as_str().unwrap_or("?"),
-            f("CpuCreditBalance"),
-            f("SurplusCreditBalance"),
-            f("CeilingCores"),
-            f("UsageCores"),
-            if w["HeldAtBaseline"].as_bool().unwrap_or(false) {
-                "yes"
-            } else {
-                "no"
-            },
-            duration(w["SecondsUntilExhausted"].as_f64()),
+            w.instance_id,
+            w.profile,
+            w.cpu_credits,
+            w.cpu_credit_balance,
+            w.surplus_credit_balance,
+            w.ceiling_cores.unwrap_or(0.0),
+            w.usage_cores,
+            if w.held_at_baseline { "yes" } else { "no" },
+            duration(w.seconds_until_exhausted),
         ));
     }
     if rows.is_empty() {
@@ -236,7 +255,7 @@ pub fn status(a: StatusArgs) -> ExitCode {
         let answer = rt.block_on(call(
             &a.socket.socket,
             Action::DescribeCreditBalances,
-            &json!({}),
+            &DescribeCreditBalancesRequest::default(),
         ));
         match answer {
             Err(e) => return client_error(&e),
@@ -244,7 +263,16 @@ pub fn status(a: StatusArgs) -> ExitCode {
                 let text = if a.json {
                     serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
                 } else {
-                    table(&v)
+                    // Read into the typed view: a renamed field fails here, loudly.
+                    match serde_json::from_value::<DescribeCreditBalancesResponse>(v) {
+                        Ok(r) => table(&r.credit_balances),
+                        Err(e) => {
+                            return exit::fail(
+                                exit::EX_UNAVAILABLE,
+                                ClientError::BadAnswer(e.to_string()),
+                            )
+                        }
+                    }
                 };
                 if a.watch.is_some() {
                     // Clear the screen and go home, like watch(1).
@@ -253,11 +281,8 @@ pub fn status(a: StatusArgs) -> ExitCode {
                 print!("{text}");
             }
             Ok((_, v)) => {
-                eprintln!(
-                    "burstd: {}: {}",
-                    v["Error"]["Code"].as_str().unwrap_or("Unknown"),
-                    v["Error"]["Message"].as_str().unwrap_or("")
-                );
+                let e = error_of(v);
+                eprintln!("burstd: {}: {}", e.code, e.message);
                 return ExitCode::from(EX_SERVICE);
             }
         }
@@ -284,10 +309,17 @@ mod tests {
 
     #[test]
     fn table_shows_every_column() {
-        let v = json!({"CreditBalances": [{"InstanceId": "web", "Profile": "t3.micro", "CpuCredits": "standard",
-            "CpuCreditBalance": 12.5, "SurplusCreditBalance": 0.0, "CeilingCores": 2.0, "UsageCores": 0.5,
+        let v = serde_json::json!({"CreditBalances": [{"InstanceId": "web", "Profile": "t3.micro",
+            "Family": "t3", "CpuCredits": "standard", "Running": true,
+            "CpuCreditBalance": 12.5, "EarnedCredits": 12.5, "LaunchCredits": 0.0,
+            "SurplusCreditBalance": 0.0, "CreditsSpent": 1.0, "CreditsEarned": 13.5,
+            "CreditsDiscarded": 0.0, "SurplusCreditsCharged": 0.0, "SurplusCostDollars": 0.0,
+            "CpuUsageSeconds": 60.0, "CpuThrottledSeconds": 0.0, "CpuThrottledPeriods": 0,
+            "CeilingCores": 2.0, "BaselineCores": 0.2, "UsageCores": 0.5,
             "HeldAtBaseline": false, "SecondsUntilExhausted": 1800.0}]});
-        let t = table(&v);
+        // What the daemon answers reads into the typed view, field names and all.
+        let r: DescribeCreditBalancesResponse = serde_json::from_value(v).unwrap();
+        let t = table(&r.credit_balances);
         assert!(t.starts_with("WORKLOAD"));
         let row = t.lines().nth(1).unwrap();
         for cell in [
@@ -295,6 +327,6 @@ mod tests {
         ] {
             assert!(row.contains(cell), "{cell} in {row}");
         }
-        assert!(table(&json!({"CreditBalances": []})).contains("no workload is running"));
+        assert!(table(&[]).contains("no workload is running"));
     }
 }

@@ -151,7 +151,7 @@ fn demo(a: DemoArgs) -> Result<ExitCode, DemoError> {
 }
 
 /// One phase in one line.
-pub fn comparison_line(s: &report::Summary) -> String {
+pub fn comparison_line(s: &report::RunSummary) -> String {
     let held = match (s.held_after_s, s.usage_before_held, s.usage_while_held) {
         (Some(at), Some(b), Some(h)) => format!(
             "held at baseline after {}: usage {b:.2} → {h:.2} vCPU",

@@ -61,6 +61,15 @@ impl Family {
         }
     }
 
+    /// The mode an instance of the family launches in unless told otherwise (EC2's default
+    /// credit specification): the one table of it.
+    pub fn default_mode(self) -> Mode {
+        match self {
+            Family::T2 | Family::AzureB | Family::Custom => Mode::Standard,
+            Family::T3 | Family::T3a | Family::T4g => Mode::Unlimited,
+        }
+    }
+
     /// The families EC2's `ModifyDefaultCreditSpecification` knows.
     pub fn parse_ec2(s: &str) -> Option<Family> {
         match s {
@@ -282,16 +291,9 @@ const AZURE_B_SIZES: &[(&str, u32, u64)] = &[
 ];
 
 fn builtin(name: String, family: Family, vcpus: u32, milli: u64, launch_per_vcpu: i64) -> Profile {
-    let (default_mode, unlimited_allowed, persistence, price, every_start) = match family {
-        Family::T2 => (
-            Mode::Standard,
-            true,
-            Persistence::Lost,
-            PRICE_LINUX_NANO,
-            true,
-        ),
+    let (unlimited_allowed, persistence, price, every_start) = match family {
+        Family::T2 => (true, Persistence::Lost, PRICE_LINUX_NANO, true),
         Family::T3 | Family::T3a => (
-            Mode::Unlimited,
             true,
             Persistence::KeptFor {
                 seconds: SEVEN_DAYS_S,
@@ -300,7 +302,6 @@ fn builtin(name: String, family: Family, vcpus: u32, milli: u64, launch_per_vcpu
             true,
         ),
         Family::T4g => (
-            Mode::Unlimited,
             true,
             Persistence::KeptFor {
                 seconds: SEVEN_DAYS_S,
@@ -308,7 +309,7 @@ fn builtin(name: String, family: Family, vcpus: u32, milli: u64, launch_per_vcpu
             PRICE_T4G_NANO,
             true,
         ),
-        Family::AzureB | Family::Custom => (Mode::Standard, false, Persistence::Kept, 0, false),
+        Family::AzureB | Family::Custom => (false, Persistence::Kept, 0, false),
     };
     Profile {
         name,
@@ -318,7 +319,7 @@ fn builtin(name: String, family: Family, vcpus: u32, milli: u64, launch_per_vcpu
         max_earned: Credits::milli(milli as i64 * 24),
         launch_credits: Credits::whole(launch_per_vcpu * vcpus as i64),
         launch_credits_every_start: every_start,
-        default_mode,
+        default_mode: family.default_mode(),
         unlimited_allowed,
         persistence,
         surplus_price_nano_usd: price,

@@ -9,7 +9,7 @@ use crate::agent::clock::Clock;
 use crate::agent::persist::{self, SaveStats, Sections};
 use crate::agent::view::workload_views;
 use crate::agent::{Agent, Health, WorkloadEvent};
-use crate::api::engine::Engine;
+use crate::api::actions::Engine;
 use crate::api::ApiQuery;
 use crate::ask::Asker;
 use crate::config;

@@ -15,7 +15,7 @@ use crate::agent::{Agent, AgentParts, WorkloadEvent};
 use crate::cgroup::{read_own_cgroup_paths, CgroupError, Layout};
 use crate::config::{self, Source, WorkloadSpec};
 use crate::credit::{time_to_exhaustion, Credits, Mode, Profile};
-use report::{Status, Summary};
+use report::{RunSummary, Status};
 use rustix::process::Signal;
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
@@ -59,7 +59,7 @@ pub struct ExecOptions {
 pub struct Outcome {
     /// The command's exit status, or 128 + N when a signal N ended it.
     pub exit_code: u8,
-    pub summary: Summary,
+    pub summary: RunSummary,
 }
 
 /// Why `burstd exec` could not run the command (the command's own exit status is not an
@@ -459,7 +459,7 @@ fn finish(
     watch: &Watch,
     end_ns: u64,
     wall_s: u64,
-) -> Summary {
+) -> RunSummary {
     let (usage_end, surplus_at_end, end_balance_running, last_at) = agent
         .get(WORKLOAD)
         .map(|w| {
@@ -491,7 +491,7 @@ fn finish(
         }
         None => (None, None),
     };
-    Summary {
+    RunSummary {
         profile: opts.profile.name.clone(),
         mode,
         time_scale: opts.time_scale_milli as f64 / 1000.0,

@@ -64,7 +64,7 @@ pub fn duration(s: f64) -> String {
 
 /// Everything measured over one run.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Summary {
+pub struct RunSummary {
     pub profile: String,
     pub mode: Mode,
     pub time_scale: f64,
@@ -89,7 +89,7 @@ pub struct Summary {
     pub exit: String,
 }
 
-impl Summary {
+impl RunSummary {
     /// Average measured usage over the whole run, in cores.
     pub fn usage_vcpu(&self) -> f64 {
         if self.run_s > 0.0 {
@@ -101,7 +101,7 @@ impl Summary {
 }
 
 /// The summary block (several lines, each ending in `\n`).
-pub fn summary_text(s: &Summary) -> String {
+pub fn summary_text(s: &RunSummary) -> String {
     let mut o = String::new();
     let scale = if (s.time_scale - 1.0).abs() > 1e-9 {
         format!(", credit clock {}× real time", trim(s.time_scale))
@@ -196,7 +196,7 @@ mod tests {
 
     #[test]
     fn summary_shows_measured_numbers() {
-        let s = Summary {
+        let s = RunSummary {
             profile: "t2.micro".into(),
             mode: Mode::Unlimited,
             time_scale: 60.0,

@@ -99,13 +99,6 @@ pub struct Engine {
     saved: Saved,
 }
 
-fn builtin_default(f: Family) -> Mode {
-    match f {
-        Family::T2 | Family::AzureB | Family::Custom => Mode::Standard,
-        Family::T3 | Family::T3a | Family::T4g => Mode::Unlimited,
-    }
-}
-
 fn parse_family(s: &str) -> Result<Family, Answer> {
     Family::parse_ec2(s).ok_or_else(|| {
         Answer::error(
@@ -208,7 +201,7 @@ impl Engine {
             .defaults
             .get(family.as_str())
             .copied()
-            .unwrap_or_else(|| builtin_default(family))
+            .unwrap_or_else(|| family.default_mode())
     }
 
     /// Answers one request. `true` with the answer: something changed; [`Engine::store`] and
@@ -475,7 +468,7 @@ impl Engine {
             );
         }
         times.push(wall_s);
-        if mode == builtin_default(family) {
+        if mode == family.default_mode() {
             self.saved.defaults.remove(&key);
         } else {
             self.saved.defaults.insert(key, mode);
