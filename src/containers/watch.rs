@@ -45,6 +45,8 @@ pub struct Watcher {
     layout: Layout,
     proc_root: PathBuf,
     tracker: Tracker,
+    /// Synced since the last failure (for the log).
+    following: bool,
 }
 
 type Listing = Pin<Box<dyn Future<Output = Result<Vec<Summary>, DockerError>> + Send>>;
@@ -57,6 +59,7 @@ impl Watcher {
             layout,
             proc_root: PathBuf::from("/proc"),
             tracker: Tracker::new(custom),
+            following: false,
         }
     }
 
@@ -75,8 +78,10 @@ impl Watcher {
                 Ok(()) => return,
                 Err(e) => e.to_string(),
             };
+            self.following = false;
             let actions = self.tracker.disconnected();
-            if error != last_error {
+            // A new episode (it was following until now) or a different error: tell it.
+            if self.tracker.failures() == 1 || error != last_error {
                 warn!(socket = %socket, error = %error,
                     "cannot follow containers; burstd keeps managing its other workloads and retries with back-off");
                 if tx.send(Change::Unreachable(error.clone())).await.is_err() {
@@ -118,7 +123,14 @@ impl Watcher {
                         }
                         continue;
                     }
-                    Action::Synced => Change::Synced,
+                    Action::Synced => {
+                        if self.tracker.failures() == 0 && !self.following {
+                            info!(socket = %self.client.socket().display(),
+                                containers = self.tracker.managed().count(), "following containers");
+                            self.following = true;
+                        }
+                        Change::Synced
+                    }
                     Action::Reconnect { .. } => continue,
                     Action::Manage(m) => {
                         info!(container = %m.name, instance = %m.spec.instance_id, cgroup = %m.cgroup,
