@@ -1,8 +1,8 @@
 //! `burstd daemon` with `[containers]` on real Podman (cgroup v1, runc, cgroupfs): a labelled
 //! busy container drains and is held at its baseline (measured from its cgroup's counters), an
 //! unlabelled one is never touched, an unlimited one is never capped, a stop and a start give a
-//! T2 instance launch credits again while a T3 keeps its balance, and a container created while
-//! burstd was down is picked up at its start.
+//! T2 instance launch credits again while a T3 keeps its balance, a container created while
+//! burstd was down is picked up at its start, and one removed meanwhile is a stop.
 
 mod common;
 #[path = "common/podman.rs"]
@@ -322,6 +322,8 @@ fn daemon_manages_labelled_podman_containers() {
     // 6. Created while burstd is down: picked up at the next start (standard, no credits:
     //    held at baseline at once).
     drop(daemon);
+    // Removed while burstd is down: a stop at the last save (T2: its credits are lost).
+    pm.ok(&["rm", "-f", "-t", "0", &t2_c]);
     let late_c = name("late");
     pm.run_busy(
         &late_c,
@@ -340,4 +342,7 @@ fn daemon_manages_labelled_podman_containers() {
     .expect("a container created while burstd was down was not picked up");
     // The held one kept its hold across the restart.
     assert_eq!(quota(&std_g), 10_000);
+    let st = until_running(dir.path(), &t2_c, false, Duration::from_secs(10));
+    assert_eq!(st.workloads[&t2_c].bucket.balance().as_f64(), 0.0);
+    assert!(st.workloads[&t3_c].bucket.is_running());
 }
