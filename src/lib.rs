@@ -4,7 +4,8 @@
 //! `cli` is the command-line front end; `daemon` runs the event loop and starts the servers,
 //! `exec` runs one command under the credit rules; `metrics` is the Prometheus endpoint and
 //! `api` the control API, each reaching the loop through a narrow [`ask::Asker`] handle;
-//! `agent` is the control core (workloads, sampling, quotas, state); `config` reads the
+//! `containers` follows a Docker-API socket (Docker's or Podman's) and tells the loop which
+//! labelled containers to manage; `agent` is the control core (workloads, sampling, quotas, state); `config` reads the
 //! configuration; `credit` is the pure model (no files, clocks or threads), `cgroup` the
 //! kernel I/O, `http` the HTTP layer both servers share, `host` facts about the host, `sim`
 //! replays utilisation traces through the model.
