@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn config(dir: &Path, socket: &Path) -> String {
+fn config(dir: &Path, socket: &Path, metrics: &str) -> String {
     format!(
         r#"[agent]
 state_dir = {dir:?}
@@ -26,7 +26,7 @@ max_interval_ms = 100
 drift_check_s = 1.0
 
 [metrics]
-listen = ""
+listen = "{metrics}"
 
 [api]
 socket = {api:?}
@@ -71,6 +71,25 @@ fn burstd(args: &[&str]) -> (bool, String) {
     (o.status.success(), text)
 }
 
+/// A free loopback port for the metrics endpoint.
+fn free_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").to_string()
+}
+
+/// `GET /metrics` (classic text).
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
 fn saved(dir: &Path) -> Option<state::State> {
     state::load(dir).ok().flatten()
 }
@@ -111,7 +130,8 @@ fn daemon_manages_labelled_podman_containers() {
     pm.start_service();
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("burstd.toml");
-    fs::write(&cfg, config(dir.path(), &pm.socket)).unwrap();
+    let metrics = free_port();
+    fs::write(&cfg, config(dir.path(), &pm.socket, &metrics)).unwrap();
     let tag = std::process::id();
     let name = |n: &str| format!("{n}-{tag}");
     let (std_c, unl_c, plain_c) = (name("std"), name("unl"), name("plain"));
@@ -272,9 +292,16 @@ fn daemon_manages_labelled_podman_containers() {
     );
 
     // 5. Stop and start: T2 loses its credits and gets launch credits again; T3 keeps its balance.
+    // Its series are in /metrics with a `container` label while it runs, and go when it stops.
+    let series = format!("burstd_cpu_credit_balance{{workload=\"{t2_c}\",container=\"{t2_c}\",profile=\"t2.micro\",mode=\"standard\"}}");
+    let text = scrape(&metrics);
+    assert!(text.contains(&series), "{series} not in:\n{text}");
     pm.stop(&t2_c);
     pm.stop(&t3_c);
     until_running(dir.path(), &t2_c, false, Duration::from_secs(10));
+    let text = scrape(&metrics);
+    assert!(text.contains("burstd_cpu_credit_balance{"), "{text}");
+    assert!(!text.contains(&format!("container=\"{t2_c}\"")), "{text}");
     let stopped = until_running(dir.path(), &t3_c, false, Duration::from_secs(10));
     let t2_stopped = &stopped.workloads[&t2_c].bucket;
     assert_eq!(
