@@ -7,7 +7,7 @@ use std::alloc::{GlobalAlloc, Layout as AllocLayout, System};
 use std::cell::Cell;
 use std::path::Path;
 
-use burstd::agent::discover::{Discoverer, UnitResolver};
+use burstd::agent::discover::Discoverer;
 use burstd::agent::{Agent, AgentParts};
 use burstd::cgroup::{FdBudget, Layout};
 
@@ -52,13 +52,6 @@ fn allocations<T>(f: impl FnOnce() -> T) -> (T, u64) {
     (out, n)
 }
 
-struct NoUnits;
-impl UnitResolver for NoUnits {
-    fn cgroup_of(&mut self, _unit: &str) -> Option<String> {
-        None
-    }
-}
-
 const S: u64 = 1_000_000_000;
 const GROUPS: usize = 20;
 
@@ -100,7 +93,8 @@ fn agent(layout: &Layout, budget: usize, state_dir: &Path) -> Agent {
         config: config.agent,
         specs: config.workloads,
         hierarchy: layout.hierarchy_with_budget(FdBudget::new(budget)),
-        discover: Discoverer::with_units(Box::new(NoUnits)),
+        // Only a `match` source: discovery lists the tree, systemd is never asked.
+        discover: Discoverer::system(),
         host_cpus: 2,
         own_cgroups: vec![],
         boot_id: "boot".into(),

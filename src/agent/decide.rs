@@ -2,13 +2,23 @@
 //! landed, when a workload next needs a look, and drift-free time scaling. No files, clocks
 //! or cgroups: numbers in, numbers out, each with its property tests.
 
-use super::workload::HoldLanding;
 use crate::cgroup::Quota;
 use crate::credit::{Bucket, Credits, Profile, Rate};
 
 const MS: u64 = 1_000_000;
 /// Never wake a workload sooner than this after its last sample.
 pub const MIN_INTERVAL_NS: u64 = MS;
+
+/// How a hold landed: how far the balance went below zero before the cap was written, and how
+/// long after the balance reached zero (estimated from the last interval's average rate, the
+/// only thing known about when inside the interval it crossed zero). Real (unscaled) units.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HoldLanding {
+    /// CPU time used beyond the balance (net of earnings) before the cap, in nanoseconds.
+    pub overshoot_cpu_ns: u64,
+    /// From the balance reaching zero to the sample that wrote the cap, in nanoseconds.
+    pub late_ns: u64,
+}
 
 /// Scales a cumulative raw quantity by `k/1000` without drift: the scaled total is computed
 /// from the raw total each time, and only its growth is handed on.

@@ -21,5 +21,5 @@ pub(crate) mod fake;
 mod tests;
 
 pub use control::{Agent, AgentParts};
-pub use decide::quota_for;
-pub use workload::{ContainerRun, Health, HoldLanding, Workload, WorkloadEvent};
+pub use decide::{quota_for, HoldLanding};
+pub use workload::{ContainerRun, Health, Workload, WorkloadEvent};

@@ -1,7 +1,7 @@
 //! One managed workload at run time, what the agent counts about itself, and the events it
 //! reports.
 
-use super::decide::Scaled;
+use super::decide::{HoldLanding, Scaled};
 use super::state::SavedWorkload;
 use crate::cgroup::{Cgroup, Quota, Sample};
 use crate::credit::{Bucket, Mode, Policy, Profile, Rate};
@@ -91,17 +91,6 @@ impl Workload {
             None => ceiling,
         }
     }
-}
-
-/// How a hold landed: how far the balance went below zero before the cap was written, and how
-/// long after the balance reached zero (estimated from the last interval's average rate, the
-/// only thing known about when inside the interval it crossed zero). Real (unscaled) units.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct HoldLanding {
-    /// CPU time used beyond the balance (net of earnings) before the cap, in nanoseconds.
-    pub overshoot_cpu_ns: u64,
-    /// From the balance reaching zero to the sample that wrote the cap, in nanoseconds.
-    pub late_ns: u64,
 }
 
 /// Events the caller may want to act on (save state at once).

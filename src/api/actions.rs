@@ -3,6 +3,7 @@
 //! per-family defaults and their change history) lives in the state file's `extra["api"]`, so
 //! it survives restarts with the balances.
 
+use super::errors::ApiError;
 use super::types::*;
 use crate::agent::persist::Sections;
 use crate::agent::view::workload_views;
@@ -45,11 +46,7 @@ impl Answer {
     pub fn ok<T: Serialize>(body: &T) -> Answer {
         match serde_json::to_value(body) {
             Ok(body) => Answer { status: 200, body },
-            Err(e) => Answer::error(
-                500,
-                code::INTERNAL,
-                format!("cannot encode the answer: {e}"),
-            ),
+            Err(e) => ApiError::Internal(format!("cannot encode the answer: {e}")).answer(),
         }
     }
 
@@ -99,44 +96,25 @@ pub struct Engine {
     saved: Saved,
 }
 
-fn parse_family(s: &str) -> Result<Family, Answer> {
+fn parse_family(s: &str) -> Result<Family, ApiError> {
     Family::parse_ec2(s).ok_or_else(|| {
-        Answer::error(
-            400,
-            code::VALUE,
-            format!("InstanceFamily {s:?} is not valid; allowed are t2, t3, t3a, t4g"),
-        )
+        ApiError::InvalidValue(format!(
+            "InstanceFamily {s:?} is not valid; allowed are t2, t3, t3a, t4g"
+        ))
     })
 }
 
-fn parse_mode(s: &str) -> Result<Mode, Answer> {
+fn parse_mode(s: &str) -> Result<Mode, ApiError> {
     Mode::parse(s).ok_or_else(|| {
-        Answer::error(
-            400,
-            code::VALUE,
-            format!("CpuCredits {s:?} is not valid; allowed are standard and unlimited"),
-        )
+        ApiError::InvalidValue(format!(
+            "CpuCredits {s:?} is not valid; allowed are standard and unlimited"
+        ))
     })
 }
 
-fn unauthorized(action: Action) -> Answer {
-    Answer::error(
-        403,
-        code::UNAUTHORIZED,
-        format!(
-            "You are not authorized to perform {}: only root and members of [api] admin_group may change credit specifications",
-            action.name()
-        ),
-    )
-}
-
-fn dry_run_ok() -> Answer {
-    Answer::error(
-        412,
-        code::DRY_RUN,
-        "Request would have succeeded, but DryRun flag is set.",
-    )
-}
+/// What a handler gives back: the answer, and whether something changed (to be stored and
+/// saved before the answer leaves).
+type Handled = Result<(Answer, bool), ApiError>;
 
 /// Page tokens are the hex of the last name of the previous page: opaque enough, stable
 /// across restarts and workloads coming and going.
@@ -214,30 +192,35 @@ impl Engine {
         call: Call,
     ) -> (Answer, bool) {
         self.expire(wall_s);
-        let answer = match call.request {
+        let unchanged = |answer: Result<Answer, ApiError>| answer.map(|a| (a, false));
+        let handled = match call.request {
             Request::ModifyInstanceCreditSpecification(r) => {
-                return self.modify_instances(agent, now_ns, wall_s, call.admin, r)
+                self.modify_instances(agent, now_ns, wall_s, call.admin, r)
             }
             Request::ModifyDefaultCreditSpecification(r) => {
-                return self.modify_default(agent, wall_s, call.admin, r)
+                self.modify_default(agent, wall_s, call.admin, r)
             }
-            Request::DescribeInstanceCreditSpecifications(r) => describe(agent, r),
-            Request::GetDefaultCreditSpecification(r) => match parse_family(&r.instance_family) {
-                Err(a) => a,
-                Ok(_) if r.dry_run => dry_run_ok(),
-                Ok(f) => Answer::ok(&DefaultCreditSpecificationResponse {
-                    instance_family_credit_specification: InstanceFamilyCreditSpecification {
-                        instance_family: f.as_str().to_string(),
-                        cpu_credits: self.default_for(f).as_str().to_string(),
-                    },
-                }),
-            },
+            Request::DescribeInstanceCreditSpecifications(r) => unchanged(describe(agent, r)),
+            Request::GetDefaultCreditSpecification(r) => unchanged(self.get_default(r)),
             Request::DescribeCreditBalances(r) => {
                 agent.sample_all(now_ns, wall_s);
-                balances(agent, r)
+                unchanged(balances(agent, r))
             }
         };
-        (answer, false)
+        handled.unwrap_or_else(|e| (e.answer(), false))
+    }
+
+    fn get_default(&self, r: GetDefaultCreditSpecificationRequest) -> Result<Answer, ApiError> {
+        let f = parse_family(&r.instance_family)?;
+        if r.dry_run {
+            return Err(ApiError::DryRun);
+        }
+        Ok(Answer::ok(&DefaultCreditSpecificationResponse {
+            instance_family_credit_specification: InstanceFamilyCreditSpecification {
+                instance_family: f.as_str().to_string(),
+                cpu_credits: self.default_for(f).as_str().to_string(),
+            },
+        }))
     }
 
     fn expire(&mut self, wall_s: u64) {
@@ -269,121 +252,72 @@ impl Engine {
         wall_s: u64,
         admin: bool,
         r: ModifyInstanceCreditSpecificationRequest,
-    ) -> (Answer, bool) {
-        let action = Action::ModifyInstanceCreditSpecification;
+    ) -> Handled {
         if !admin {
-            return (unauthorized(action), false);
+            return Err(ApiError::Unauthorized(
+                Action::ModifyInstanceCreditSpecification,
+            ));
         }
         if r.dry_run {
-            return (dry_run_ok(), false);
+            return Err(ApiError::DryRun);
         }
         if let Some(t) = &r.client_token {
             if t.is_empty() || t.len() > 64 || !t.is_ascii() {
-                return (
-                    Answer::error(
-                        400,
-                        code::VALUE,
-                        "ClientToken must be 1 to 64 ASCII characters",
-                    ),
-                    false,
-                );
+                return Err(ApiError::InvalidValue(
+                    "ClientToken must be 1 to 64 ASCII characters".into(),
+                ));
             }
         }
         if r.instance_credit_specifications.is_empty() {
-            return (
-                Answer::error(400, code::MISSING, "InstanceCreditSpecifications is empty: give at least one {InstanceId, CpuCredits}"),
-                false,
-            );
+            return Err(ApiError::Missing(
+                "InstanceCreditSpecifications is empty: give at least one {InstanceId, CpuCredits}"
+                    .into(),
+            ));
         }
         if r.instance_credit_specifications.len() > MAX_ITEMS {
-            return (
-                Answer::error(
-                    400,
-                    code::VALUE,
-                    format!("at most {MAX_ITEMS} InstanceCreditSpecifications per request"),
-                ),
-                false,
-            );
+            return Err(ApiError::InvalidValue(format!(
+                "at most {MAX_ITEMS} InstanceCreditSpecifications per request"
+            )));
         }
         let params = serde_json::to_string(&r.instance_credit_specifications).unwrap_or_default();
         if let Some(t) = &r.client_token {
             if let Some(e) = self.saved.tokens.get(t) {
                 if e.params == params {
                     // Same token, same parameters: the same answer, nothing done again.
-                    return (
-                        Answer {
-                            status: e.answer_status,
-                            body: e.answer.clone(),
-                        },
-                        false,
-                    );
+                    let answer = Answer {
+                        status: e.answer_status,
+                        body: e.answer.clone(),
+                    };
+                    return Ok((answer, false));
                 }
-                return (
-                    Answer::error(
-                        400,
-                        code::TOKEN_MISMATCH,
-                        format!("ClientToken {t:?} was already used with other parameters"),
-                    ),
-                    false,
-                );
+                return Err(ApiError::TokenMismatch(format!(
+                    "ClientToken {t:?} was already used with other parameters"
+                )));
             }
         }
-        let mut modes = Vec::with_capacity(r.instance_credit_specifications.len());
-        for s in &r.instance_credit_specifications {
-            match parse_mode(&s.cpu_credits) {
-                Ok(m) => modes.push(m),
-                Err(a) => return (a, false),
-            }
-        }
+        let modes = r
+            .instance_credit_specifications
+            .iter()
+            .map(|s| parse_mode(&s.cpu_credits))
+            .collect::<Result<Vec<Mode>, ApiError>>()?;
         let mut out = ModifyInstanceCreditSpecificationResponse::default();
         for (s, mode) in r.instance_credit_specifications.iter().zip(modes) {
             let id = &s.instance_id;
-            let fail = |code: &str, message: String| UnsuccessfulItem {
-                instance_id: id.clone(),
-                error: ErrorBody {
-                    code: code.to_string(),
-                    message,
-                },
-            };
-            if !valid_workload_name(id) {
-                out.unsuccessful_instance_credit_specifications.push(fail(
-                    code::MALFORMED_ID,
-                    format!("Invalid id: {id:?} (a workload name has 1–128 letters, digits and . _ - @ : /)"),
-                ));
-                continue;
-            }
-            let Some(w) = agent.get(id) else {
-                out.unsuccessful_instance_credit_specifications.push(fail(
-                    code::NOT_FOUND,
-                    format!("The workload {id:?} does not exist (not configured, or no cgroup matched yet)"),
-                ));
-                continue;
-            };
-            if !w.profile.allows(mode) {
-                out.unsuccessful_instance_credit_specifications.push(fail(
-                    code::NOT_SUPPORTED,
-                    format!("Profile {} of {id:?} has no unlimited mode", w.profile.name),
-                ));
-                continue;
-            }
-            if w.awaiting_reconcile() {
-                out.unsuccessful_instance_credit_specifications.push(fail(
-                    code::INCORRECT_STATE,
-                    format!("The workload {id:?} was restored from the state file and its cgroup has not been seen since; its balance is not reconciled yet, try again once it runs"),
-                ));
-                continue;
-            }
-            match agent.switch_mode(id, mode, now_ns, wall_s) {
-                Ok(charged) => {
-                    info!(workload = %id, mode = %mode, charged = %charged, "credit mode set through the API");
-                    out.successful_instance_credit_specifications
-                        .push(SuccessfulItem {
-                            instance_id: id.clone(),
-                        });
-                }
+            match switch_one(agent, id, mode, now_ns, wall_s) {
+                Ok(()) => out
+                    .successful_instance_credit_specifications
+                    .push(SuccessfulItem {
+                        instance_id: id.clone(),
+                    }),
                 Err(e) => out
                     .unsuccessful_instance_credit_specifications
-                    .push(fail(code::NOT_SUPPORTED, e.to_string())),
+                    .push(UnsuccessfulItem {
+                        instance_id: id.clone(),
+                        error: ErrorBody {
+                            code: e.code().to_string(),
+                            message: e.to_string(),
+                        },
+                    }),
             }
         }
         let answer = Answer::ok(&out);
@@ -398,7 +332,7 @@ impl Engine {
                 },
             );
         }
-        (answer, true)
+        Ok((answer, true))
     }
 
     fn modify_default(
@@ -407,23 +341,16 @@ impl Engine {
         wall_s: u64,
         admin: bool,
         r: ModifyDefaultCreditSpecificationRequest,
-    ) -> (Answer, bool) {
+    ) -> Handled {
         if !admin {
-            return (
-                unauthorized(Action::ModifyDefaultCreditSpecification),
-                false,
-            );
+            return Err(ApiError::Unauthorized(
+                Action::ModifyDefaultCreditSpecification,
+            ));
         }
-        let family = match parse_family(&r.instance_family) {
-            Ok(f) => f,
-            Err(a) => return (a, false),
-        };
-        let mode = match parse_mode(&r.cpu_credits) {
-            Ok(m) => m,
-            Err(a) => return (a, false),
-        };
+        let family = parse_family(&r.instance_family)?;
+        let mode = parse_mode(&r.cpu_credits)?;
         if r.dry_run {
-            return (dry_run_ok(), false);
+            return Err(ApiError::DryRun);
         }
         let answer = Answer::ok(&DefaultCreditSpecificationResponse {
             instance_family_credit_specification: InstanceFamilyCreditSpecification {
@@ -433,39 +360,25 @@ impl Engine {
         });
         if self.default_for(family) == mode {
             // Nothing changes: answered, and not counted against the rate limit.
-            return (answer, false);
+            return Ok((answer, false));
         }
         let key = family.as_str().to_string();
         let times = self.saved.default_changes.entry(key.clone()).or_default();
         if let Some(last) = times.iter().max() {
             let since = wall_s.saturating_sub(*last);
             if since < DEFAULT_CHANGE_WINDOW_S {
-                return (
-                    Answer::error(
-                        429,
-                        code::RATE_LIMIT,
-                        format!(
-                            "The default of {key} was changed {since} s ago; it may change once per rolling 5 minutes (retry in {} s)",
-                            DEFAULT_CHANGE_WINDOW_S - since
-                        ),
-                    ),
-                    false,
-                );
+                return Err(ApiError::RateLimited(format!(
+                    "The default of {key} was changed {since} s ago; it may change once per rolling 5 minutes (retry in {} s)",
+                    DEFAULT_CHANGE_WINDOW_S - since
+                )));
             }
         }
         if times.len() >= DEFAULT_CHANGES_PER_DAY {
             let oldest = times.iter().min().copied().unwrap_or(wall_s);
-            return (
-                Answer::error(
-                    429,
-                    code::RATE_LIMIT,
-                    format!(
-                        "The default of {key} was changed {DEFAULT_CHANGES_PER_DAY} times in the last 24 h, the most allowed (retry in {} s)",
-                        (oldest + DAY_S).saturating_sub(wall_s)
-                    ),
-                ),
-                false,
-            );
+            return Err(ApiError::RateLimited(format!(
+                "The default of {key} was changed {DEFAULT_CHANGES_PER_DAY} times in the last 24 h, the most allowed (retry in {} s)",
+                (oldest + DAY_S).saturating_sub(wall_s)
+            )));
         }
         times.push(wall_s);
         if mode == family.default_mode() {
@@ -475,8 +388,44 @@ impl Engine {
         }
         info!(family = family.as_str(), mode = %mode, "default credit specification changed through the API");
         self.apply_defaults(agent);
-        (answer, true)
+        Ok((answer, true))
     }
+}
+
+/// Switches one workload of a batch; an error fails this item only.
+fn switch_one(
+    agent: &mut Agent,
+    id: &str,
+    mode: Mode,
+    now_ns: u64,
+    wall_s: u64,
+) -> Result<(), ApiError> {
+    if !valid_workload_name(id) {
+        return Err(ApiError::MalformedId(format!(
+            "Invalid id: {id:?} (a workload name has 1–128 letters, digits and . _ - @ : /)"
+        )));
+    }
+    let Some(w) = agent.get(id) else {
+        return Err(ApiError::UnknownId(format!(
+            "The workload {id:?} does not exist (not configured, or no cgroup matched yet)"
+        )));
+    };
+    if !w.profile.allows(mode) {
+        return Err(ApiError::NotSupported(format!(
+            "Profile {} of {id:?} has no unlimited mode",
+            w.profile.name
+        )));
+    }
+    if w.awaiting_reconcile() {
+        return Err(ApiError::IncorrectState(format!(
+            "The workload {id:?} was restored from the state file and its cgroup has not been seen since; its balance is not reconciled yet, try again once it runs"
+        )));
+    }
+    let charged = agent
+        .switch_mode(id, mode, now_ns, wall_s)
+        .map_err(|e| ApiError::NotSupported(e.to_string()))?;
+    info!(workload = %id, mode = %mode, charged = %charged, "credit mode set through the API");
+    Ok(())
 }
 
 fn known_names(agent: &Agent) -> Vec<&str> {
@@ -486,20 +435,14 @@ fn known_names(agent: &Agent) -> Vec<&str> {
 }
 
 /// Checks `InstanceIds`: all well formed, all known. EC2 fails the whole describe otherwise.
-fn check_ids(agent: &Agent, ids: &[String]) -> Result<(), Answer> {
+fn check_ids(agent: &Agent, ids: &[String]) -> Result<(), ApiError> {
     if ids.len() > MAX_ITEMS {
-        return Err(Answer::error(
-            400,
-            code::VALUE,
-            format!("at most {MAX_ITEMS} InstanceIds per request"),
-        ));
+        return Err(ApiError::InvalidValue(format!(
+            "at most {MAX_ITEMS} InstanceIds per request"
+        )));
     }
     if let Some(bad) = ids.iter().find(|id| !valid_workload_name(id)) {
-        return Err(Answer::error(
-            400,
-            code::MALFORMED_ID,
-            format!("Invalid id: {bad:?}"),
-        ));
+        return Err(ApiError::MalformedId(format!("Invalid id: {bad:?}")));
     }
     let missing: Vec<&str> = ids
         .iter()
@@ -507,34 +450,32 @@ fn check_ids(agent: &Agent, ids: &[String]) -> Result<(), Answer> {
         .map(|s| s.as_str())
         .collect();
     if !missing.is_empty() {
-        return Err(Answer::error(
-            400,
-            code::NOT_FOUND,
-            format!("The workload IDs '{}' do not exist", missing.join(", ")),
-        ));
+        return Err(ApiError::UnknownId(format!(
+            "The workload IDs '{}' do not exist",
+            missing.join(", ")
+        )));
     }
     Ok(())
 }
 
-fn describe(agent: &Agent, r: DescribeInstanceCreditSpecificationsRequest) -> Answer {
+fn describe(
+    agent: &Agent,
+    r: DescribeInstanceCreditSpecificationsRequest,
+) -> Result<Answer, ApiError> {
     if r.instance_ids.is_some() && (r.max_results.is_some() || r.next_token.is_some()) {
-        return Answer::error(
-            400,
-            code::COMBINATION,
-            "InstanceIds cannot be combined with MaxResults or NextToken",
-        );
+        return Err(ApiError::InvalidCombination(
+            "InstanceIds cannot be combined with MaxResults or NextToken".into(),
+        ));
     }
     if let Some(m) = r.max_results {
         if !(5..=MAX_ITEMS as i64).contains(&m) {
-            return Answer::error(
-                400,
-                code::VALUE,
-                format!("MaxResults = {m}: must be from 5 to {MAX_ITEMS}"),
-            );
+            return Err(ApiError::InvalidValue(format!(
+                "MaxResults = {m}: must be from 5 to {MAX_ITEMS}"
+            )));
         }
     }
     if r.dry_run {
-        return dry_run_ok();
+        return Err(ApiError::DryRun);
     }
     let item = |name: &str| {
         agent.get(name).map(|w| InstanceCreditSpecification {
@@ -543,47 +484,39 @@ fn describe(agent: &Agent, r: DescribeInstanceCreditSpecificationsRequest) -> An
         })
     };
     if let Some(ids) = &r.instance_ids {
-        if let Err(a) = check_ids(agent, ids) {
-            return a;
-        }
-        return Answer::ok(&DescribeInstanceCreditSpecificationsResponse {
+        check_ids(agent, ids)?;
+        return Ok(Answer::ok(&DescribeInstanceCreditSpecificationsResponse {
             instance_credit_specifications: ids.iter().filter_map(|id| item(id)).collect(),
             next_token: None,
-        });
+        }));
     }
     let names = known_names(agent);
     let start = match &r.next_token {
         None => 0,
-        Some(t) => match parse_page_token(t) {
-            Some(after) => names.partition_point(|n| *n <= after.as_str()),
-            None => {
-                return Answer::error(
-                    400,
-                    code::PAGINATION,
-                    format!("NextToken {t:?} is not valid"),
-                )
-            }
-        },
+        Some(t) => {
+            let after = parse_page_token(t).ok_or_else(|| {
+                ApiError::InvalidPageToken(format!("NextToken {t:?} is not valid"))
+            })?;
+            names.partition_point(|n| *n <= after.as_str())
+        }
     };
     let page = r.max_results.map_or(MAX_ITEMS, |m| m as usize);
     let end = (start + page).min(names.len());
     let items: Vec<_> = names[start..end].iter().filter_map(|n| item(n)).collect();
     let next_token = (end < names.len()).then(|| page_token(names[end - 1]));
-    Answer::ok(&DescribeInstanceCreditSpecificationsResponse {
+    Ok(Answer::ok(&DescribeInstanceCreditSpecificationsResponse {
         instance_credit_specifications: items,
         next_token,
-    })
+    }))
 }
 
-fn balances(agent: &Agent, r: DescribeCreditBalancesRequest) -> Answer {
+fn balances(agent: &Agent, r: DescribeCreditBalancesRequest) -> Result<Answer, ApiError> {
     let mut views = workload_views(agent);
     if let Some(ids) = &r.instance_ids {
-        if let Err(a) = check_ids(agent, ids) {
-            return a;
-        }
+        check_ids(agent, ids)?;
         views.retain(|v| ids.contains(&v.instance_id));
     }
-    Answer::ok(&DescribeCreditBalancesResponse {
+    Ok(Answer::ok(&DescribeCreditBalancesResponse {
         credit_balances: views,
-    })
+    }))
 }

@@ -8,12 +8,14 @@
 pub mod actions;
 pub mod auth;
 pub mod client;
+pub mod errors;
 pub mod types;
 
 use crate::ask::{AskError, Asker, Reply};
 use crate::http::{self, Body};
 use actions::{Answer, Call};
 use auth::{may_modify, GroupDb};
+use errors::ApiError;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Response, StatusCode};
@@ -22,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::net::UnixListener;
 use tracing::{debug, warn};
-use types::{code, Action, Request};
+use types::{Action, Request};
 
 /// Larger request bodies are refused.
 pub const MAX_BODY: usize = 1 << 20;
@@ -93,14 +95,10 @@ pub fn bind(path: &Path, group: Option<&str>, db: &GroupDb) -> Result<UnixListen
     Ok(listener)
 }
 
-fn error(status: u16, code: &str, message: impl Into<String>) -> Answer {
-    Answer::error(status, code, message)
-}
-
 /// Parses a body for `action`. Syntax errors are `MalformedJSON`; unknown fields and wrong
 /// types `InvalidParameterValue`; missing fields `MissingParameter`.
-pub fn parse_request(action: Action, body: &[u8]) -> Result<Request, Answer> {
-    fn de<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Answer> {
+pub fn parse_request(action: Action, body: &[u8]) -> Result<Request, ApiError> {
+    fn de<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         // An empty body is an empty object (no parameters).
         let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
             b"{}"
@@ -109,16 +107,17 @@ pub fn parse_request(action: Action, body: &[u8]) -> Result<Request, Answer> {
         };
         serde_json::from_slice(body).map_err(|e| {
             use serde_json::error::Category;
-            let (c, what) = match e.classify() {
+            match e.classify() {
                 Category::Syntax | Category::Eof | Category::Io => {
-                    (code::MALFORMED_JSON, "the body is not valid JSON")
+                    ApiError::MalformedJson(format!("the body is not valid JSON: {e}"))
                 }
                 Category::Data if e.to_string().starts_with("missing field") => {
-                    (code::MISSING, "a required parameter is missing")
+                    ApiError::Missing(format!("a required parameter is missing: {e}"))
                 }
-                Category::Data => (code::VALUE, "a parameter is unknown or of the wrong type"),
-            };
-            error(400, c, format!("{what}: {e}"))
+                Category::Data => ApiError::InvalidValue(format!(
+                    "a parameter is unknown or of the wrong type: {e}"
+                )),
+            }
         })
     }
     Ok(match action {
@@ -137,20 +136,30 @@ pub fn parse_request(action: Action, body: &[u8]) -> Result<Request, Answer> {
 }
 
 async fn answer(req: hyper::Request<Incoming>, admin: bool, agent: Asker<ApiQuery>) -> Answer {
+    match ask(req, admin, agent).await {
+        Ok(a) => a,
+        Err(e) => e.answer(),
+    }
+}
+
+/// Checks and parses the request, and asks the control loop for its answer.
+async fn ask(
+    req: hyper::Request<Incoming>,
+    admin: bool,
+    agent: Asker<ApiQuery>,
+) -> Result<Answer, ApiError> {
     if req.method() != Method::POST {
-        return error(405, code::ACTION, "use POST /<Action> with a JSON body");
+        return Err(ApiError::WrongMethod(
+            "use POST /<Action> with a JSON body".into(),
+        ));
     }
     let Some(action) = Action::from_path(req.uri().path()) else {
         let known: Vec<&str> = Action::ALL.iter().map(|a| a.name()).collect();
-        return error(
-            400,
-            code::ACTION,
-            format!(
-                "{} is not an action; known: {}",
-                req.uri().path(),
-                known.join(", ")
-            ),
-        );
+        return Err(ApiError::UnknownAction(format!(
+            "{} is not an action; known: {}",
+            req.uri().path(),
+            known.join(", ")
+        )));
     };
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
@@ -158,34 +167,29 @@ async fn answer(req: hyper::Request<Incoming>, admin: bool, agent: Asker<ApiQuer
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
         {
-            return error(
-                400,
-                code::TOO_LARGE,
-                format!("the request body is larger than {MAX_BODY} bytes"),
-            )
+            return Err(ApiError::TooLarge(format!(
+                "the request body is larger than {MAX_BODY} bytes"
+            )))
         }
         Err(e) => {
-            return error(
-                400,
-                code::MALFORMED_JSON,
-                format!("cannot read the body: {e}"),
-            )
+            return Err(ApiError::MalformedJson(format!(
+                "cannot read the body: {e}"
+            )))
         }
     };
-    let request = match parse_request(action, &body) {
-        Ok(r) => r,
-        Err(a) => return a,
+    let call = Call {
+        admin,
+        request: parse_request(action, &body)?,
     };
-    let call = Call { admin, request };
-    match agent.ask(|reply| ApiQuery { call, reply }).await {
-        Ok(a) => a,
-        Err(AskError::Stopped) => error(503, code::INTERNAL, "burstd is shutting down"),
-        Err(AskError::NoAnswer(_)) => error(
-            503,
-            code::INTERNAL,
-            "the agent's control loop did not answer",
-        ),
-    }
+    agent
+        .ask(|reply| ApiQuery { call, reply })
+        .await
+        .map_err(|e| match e {
+            AskError::Stopped => ApiError::Unavailable("burstd is shutting down".into()),
+            AskError::NoAnswer(_) => {
+                ApiError::Unavailable("the agent's control loop did not answer".into())
+            }
+        })
 }
 
 fn to_response(a: Answer) -> Response<Body> {

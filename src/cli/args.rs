@@ -32,6 +32,16 @@ pub enum ArgError {
     SpecPart(String),
     #[error("give both InstanceId=NAME and CpuCredits=standard|unlimited")]
     SpecIncomplete,
+    #[error("{0:?} is not a number")]
+    NotANumber(String),
+    #[error("{0:?} is negative; expected a number ≥ 0")]
+    Negative(String),
+    #[error("{0:?} must be greater than 0")]
+    NotPositive(String),
+    #[error("{0:?} is below the 1 ms resolution")]
+    BelowResolution(String),
+    #[error("{0:?} is longer than 100 years")]
+    TooLong(String),
     /// No profile of that name (the message lists the known ones).
     #[error("{0}")]
     Profile(String),

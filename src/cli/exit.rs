@@ -9,6 +9,8 @@ use crate::daemon::DaemonError;
 use crate::exec::ExecError;
 use std::process::ExitCode;
 
+/// Any other failure.
+pub const EX_FAILURE: u8 = 1;
 /// A bad command line or input file of `simulate` (clap's own code for a usage error).
 pub const EX_BAD_INPUT: u8 = 2;
 /// Bad input or configuration (sysexits EX_USAGE).
@@ -58,7 +60,7 @@ pub fn of_daemon(e: &DaemonError) -> u8 {
         DaemonError::State(_) => EX_DATAERR,
         DaemonError::Server(StartError::AdminGroup(_)) => EX_USAGE,
         DaemonError::Server(_) => EX_UNAVAILABLE,
-        DaemonError::Runtime(_) | DaemonError::Signals(_) | DaemonError::NeverSaved => 1,
+        DaemonError::Runtime(_) | DaemonError::Signals(_) | DaemonError::NeverSaved => EX_FAILURE,
     }
 }
 

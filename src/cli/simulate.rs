@@ -3,7 +3,7 @@
 //! Bad input (arguments, trace, profile) exits with [`EX_BAD_INPUT`] and a message naming
 //! what is wrong; failing to write the output exits with 1.
 
-use super::args::ModeArg;
+use super::args::{ArgError, ModeArg};
 use super::exit::EX_BAD_INPUT;
 use crate::credit::{builtin_profile, builtin_profile_names, Credits, Landing, Mode, NS_PER_SEC};
 use crate::sim::engine::{ComparePrices, RAMP_LEVELS};
@@ -55,38 +55,38 @@ pub struct SimulateArgs {
     pub ramp_credits: Option<f64>,
 }
 
-fn number(s: &str) -> Result<f64, String> {
+fn number(s: &str) -> Result<f64, ArgError> {
     s.trim()
         .parse::<f64>()
         .ok()
         .filter(|x| x.is_finite() && x.abs() < 1e12)
-        .ok_or_else(|| format!("{s:?} is not a number"))
+        .ok_or_else(|| ArgError::NotANumber(s.to_string()))
 }
 
-fn non_negative(s: &str) -> Result<f64, String> {
+fn non_negative(s: &str) -> Result<f64, ArgError> {
     let x = number(s)?;
     if x < 0.0 {
-        return Err(format!("{s:?} is negative; expected a number ≥ 0"));
+        return Err(ArgError::Negative(s.to_string()));
     }
     Ok(x)
 }
 
-fn positive(s: &str) -> Result<f64, String> {
+fn positive(s: &str) -> Result<f64, ArgError> {
     let x = number(s)?;
     if x <= 0.0 {
-        return Err(format!("{s:?} must be greater than 0"));
+        return Err(ArgError::NotPositive(s.to_string()));
     }
     Ok(x)
 }
 
 /// A step in seconds: at least 1 ms (the resolution), at most 100 years (the clock's range).
-fn positive_ms(s: &str) -> Result<f64, String> {
+fn positive_ms(s: &str) -> Result<f64, ArgError> {
     let x = positive(s)?;
     if x < 0.001 {
-        return Err(format!("{s:?} is below the 1 ms resolution"));
+        return Err(ArgError::BelowResolution(s.to_string()));
     }
     if x > 100.0 * 365.25 * 86_400.0 {
-        return Err(format!("{s:?} is longer than 100 years"));
+        return Err(ArgError::TooLong(s.to_string()));
     }
     Ok(x)
 }
