@@ -19,6 +19,9 @@ MIRROR=${BURSTD_VM_MIRROR:-http://deb.debian.org/debian}
 # Kept small on purpose: every MB is unpacked into guest RAM at each boot. dbus: a real
 # systemd host has the system bus, and systemd-run (used by the sandbox check) needs it.
 PACKAGES=systemd,systemd-sysv,udev,dbus,curl,procps,iproute2
+# Installed after debootstrap (its base stage cannot configure podman's dependencies): the
+# container checks' runtime and the image's busybox.
+EXTRA_PACKAGES="podman busybox-static"
 CACHE_ROOT=${BURSTD_VM_CACHE:-/var/cache/burstd-vm}
 
 log() { printf '[build-image %s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -122,6 +125,23 @@ timeout 900 debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOT"
     >"$WORK/debootstrap.log" 2>&1 \
     || { tail -n 30 "$WORK/debootstrap.log" >&2; die "debootstrap failed"; }
 
+log "installing $EXTRA_PACKAGES into the guest"
+# The host's apt resolves against the guest's dpkg status and downloads what is missing; the
+# guest's dpkg installs it.
+mkdir -p "$WORK/debs" "$ROOT/tmp/debs"
+# shellcheck disable=SC2086
+timeout 900 apt-get install -y -qq --download-only --no-install-recommends \
+    -o Dir::State::status="$ROOT/var/lib/dpkg/status" -o Dir::Cache::archives="$WORK/debs" \
+    $EXTRA_PACKAGES >"$WORK/extra.log" 2>&1 \
+    || { tail -n 20 "$WORK/extra.log" >&2; die "downloading $EXTRA_PACKAGES failed"; }
+cp "$WORK"/debs/*.deb "$ROOT/tmp/debs/"
+mount -t proc proc "$ROOT/proc"
+rc=0
+chroot "$ROOT" /bin/sh -c 'DEBIAN_FRONTEND=noninteractive dpkg -i /tmp/debs/*.deb' >>"$WORK/extra.log" 2>&1 || rc=$?
+umount "$ROOT/proc"
+(( rc == 0 )) || { tail -n 30 "$WORK/extra.log" >&2; die "installing $EXTRA_PACKAGES in the guest failed"; }
+rm -rf "$ROOT/tmp/debs"
+
 log "configuring the guest"
 echo burstd-vm >"$ROOT/etc/hostname"
 printf '127.0.0.1 localhost\n127.0.1.1 burstd-vm\n::1 localhost\n' >"$ROOT/etc/hosts"
@@ -142,6 +162,15 @@ for unit in systemd-networkd-wait-online.service systemd-networkd.service \
     proc-sys-fs-binfmt_misc.automount; do
     ln -sf /dev/null "$ROOT/etc/systemd/system/$unit"
 done
+# Podman for the container checks: the guest has no kernel modules (no overlayfs), so the
+# vfs storage driver; its Docker-API socket (podman.socket) is what burstd follows.
+mkdir -p "$ROOT/etc/containers"
+printf '[storage]\ndriver = "vfs"\nrunroot = "/run/containers/storage"\ngraphroot = "/var/lib/containers/storage"\n' \
+    >"$ROOT/etc/containers/storage.conf"
+if [[ -e $ROOT/lib/systemd/system/podman.socket ]]; then
+    mkdir -p "$ROOT/etc/systemd/system/sockets.target.wants"
+    ln -sf /lib/systemd/system/podman.socket "$ROOT/etc/systemd/system/sockets.target.wants/podman.socket"
+fi
 # The journal stays in RAM (the root is RAM anyway) and does not echo to the console.
 mkdir -p "$ROOT/etc/systemd/journald.conf.d"
 printf '[Journal]\nStorage=volatile\nForwardToConsole=no\n' \
@@ -160,7 +189,7 @@ mkdir -p "$WORK/out"
     | timeout 600 cpio --null -o -H newc -R 0:0 --quiet) >"$WORK/out/base.cpio"
 cp "$vmlinuz" "$WORK/out/vmlinuz"
 printf '%s\n' "$krel" >"$WORK/out/kernel-version"
-printf 'package=%s\nversion=%s\nsuite=%s\npackages=%s\n' "$KPKG" "$KVER" "$SUITE" "$PACKAGES" \
+printf 'package=%s\nversion=%s\nsuite=%s\npackages=%s %s\n' "$KPKG" "$KVER" "$SUITE" "$PACKAGES" "$EXTRA_PACKAGES" \
     >"$WORK/out/inputs"
 rm -rf "$OUT"
 mv "$WORK/out" "$OUT"

@@ -193,6 +193,54 @@ check_unl_never_capped() {
     pass "$n samples all '$UNCAPPED', usage $SHARE% of one CPU"
 }
 
+# --- containers (Podman through its Docker-API socket) --------------------------------------
+# container_cgroup NAME: the cgroup directory of container NAME, from its process.
+container_cgroup() {
+    local pid
+    pid=$(timeout 60 podman inspect -f '{{.State.Pid}}' "$1" 2>/dev/null) || return 1
+    echo "/sys/fs/cgroup$(sed -n 's/^0:://p' "/proc/$pid/cgroup")"
+}
+# A labelled busy container drains 0.5 credits (~0.6 s at time_scale 60) and is held at
+# t3.micro's baseline, measured from its own cpu.stat; an unlabelled one is never touched.
+check_container_held() {
+    need_active
+    [[ -x /usr/bin/podman ]] || skip "podman not in the image"
+    local img=/run/burstd-vm/bb cg plain
+    # The guest's root is the initramfs, where pivot_root is impossible: chroot instead.
+    mkdir -p /etc/containers
+    printf '[engine]\nno_pivot_root = true\n' >/etc/containers/containers.conf
+    if ! timeout 120 podman image exists localhost/bb:1; then
+        mkdir -p "$img/bin" && cp /bin/busybox "$img/bin/" && ln -sf busybox "$img/bin/sh"
+        tar -C "$img" -cf "$img.tar" . && timeout 300 podman import -q "$img.tar" localhost/bb:1 >/dev/null \
+            || fail "podman import failed"
+    fi
+    local out
+    out=$(timeout 300 podman run -d --name plain --network none localhost/bb:1 sh -c 'while :; do :; done' 2>&1) \
+        || fail "podman run (unlabelled) failed: $(printf '%s' "$out" | tail -n 2 | tr '\n' ' ')"
+    timeout 300 podman run -d --name web --network none --label burstd.profile=t3.micro \
+        --label burstd.mode=standard --label burstd.initial-credits=0.5 \
+        localhost/bb:1 sh -c 'while :; do :; done' >/dev/null || fail "podman run (labelled) failed"
+    cg=$(container_cgroup web) || fail "no cgroup for container web"
+    plain=$(container_cgroup plain) || fail "no cgroup for container plain"
+    wait_for 90 cpu_max_is "$cg" "$HELD" || fail "web: cpu.max is $(cpu_max "$cg") in $cg after 90 s, want $HELD"
+    measure "$cg" 5
+    between "$SHARE" 18 22 || fail "container web used $SHARE% of a CPU while held, want 18-22"
+    [[ $(cpu_max "$plain") == "$UNCAPPED" ]] || fail "unlabelled container's cpu.max is $(cpu_max "$plain")"
+    pass "web held: cpu.max $HELD in ${cg#/sys/fs/cgroup/}, usage $SHARE% of one CPU in 5 s; unlabelled: $UNCAPPED"
+}
+# podman stop + start: T3 keeps its (zero) balance and is held again at once; the stop is seen.
+check_container_stop_start() {
+    need_active
+    [[ -x /usr/bin/podman ]] || skip "podman not in the image"
+    local cg
+    timeout 120 podman stop -t 0 web >/dev/null || fail "podman stop failed"
+    timeout 120 podman start web >/dev/null || fail "podman start failed"
+    cg=$(container_cgroup web) || fail "no cgroup for container web after the start"
+    wait_for 30 cpu_max_is "$cg" "$HELD" || fail "web after the start: cpu.max $(cpu_max "$cg"), want $HELD"
+    timeout 60 podman rm -f -t 0 web plain >/dev/null 2>&1
+    pass "web held again after podman stop + start"
+}
+
 check_unl_surplus_rises() {
     need_active
     local m=burstd_cpu_surplus_credit_balance v1 v2 rc
@@ -403,6 +451,8 @@ run_daemon_check kill9-keeps-balance 60
 run_daemon_check reload-takes-effect 90
 run_daemon_check stop-start-seen 40
 run_daemon_check exec-v2 40
+run_daemon_check container-held 400
+run_daemon_check container-stop-start 200
 run_daemon_check unl-never-capped 20
 [[ -n ${sampler:-} ]] && kill "$sampler" 2>/dev/null
 
