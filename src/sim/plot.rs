@@ -330,7 +330,8 @@ fn clock(t_s: f64) -> String {
 /// Draws `marks` on a plot whose x axis is trace time in units of `secs_per_unit` seconds:
 /// stopped spans shaded grey, held spans tinted and hatched (full height), then at each event
 /// a thin line and its name at the top of the plot. Labels take the first of a few rows where
-/// they do not overlap another; one that fits nowhere is left out, its line is not.
+/// they do not overlap another; one that fits nowhere is left out, its line is not. Events on
+/// the same pixel share one line, so a trace with more events than pixels stays drawable.
 pub fn draw_marks<DB: DrawingBackend>(
     area: &DrawingArea<DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
     marks: &Marks,
@@ -342,15 +343,19 @@ pub fn draw_marks<DB: DrawingBackend>(
         let (x, _) = area.map_coordinate(&(t_s / secs_per_unit, 0.0));
         x.clamp(xr.start, xr.end)
     };
-    // At least a pixel wide, so a short span still shows.
+    // Pixel columns, at least one wide so a short span still shows; spans that touch on
+    // screen are drawn as one, so the SVG grows with the plot's width, not the trace's length.
     let columns = |spans: &[Span]| -> Vec<(i32, i32)> {
-        spans
-            .iter()
-            .map(|s| {
-                let x0 = x_px(s.start_s);
-                (x0, x_px(s.end_s).max(x0 + 1))
-            })
-            .collect()
+        let mut cols: Vec<(i32, i32)> = Vec::new();
+        for s in spans {
+            let x0 = x_px(s.start_s);
+            let x1 = x_px(s.end_s).max(x0 + 1);
+            match cols.last_mut() {
+                Some(last) if x0 <= last.1 => last.1 = last.1.max(x1),
+                _ => cols.push((x0, x1)),
+            }
+        }
+        cols
     };
     for (x0, x1) in columns(&marks.stopped) {
         let rect = Rectangle::new(
@@ -376,14 +381,15 @@ pub fn draw_marks<DB: DrawingBackend>(
     let row_h = LABEL_FONT as i32 + 4;
     // Right edge of the last label in each row.
     let mut rows = [i32::MIN; LABEL_ROWS as usize];
+    let mut last_line = None;
     for m in &marks.events {
         let x = x_px(m.t_s);
-        screen
-            .draw(&PathElement::new(
-                vec![(x, yr.start), (x, yr.end)],
-                EVENT.stroke_width(1),
-            ))
-            .map_err(draw_err)?;
+        // Events on the same pixel share a line (their labels stack while rows are free).
+        if last_line != Some(x) {
+            let line = PathElement::new(vec![(x, yr.start), (x, yr.end)], EVENT.stroke_width(1));
+            screen.draw(&line).map_err(draw_err)?;
+            last_line = Some(x);
+        }
         let label = m.event.as_str();
         let w = text_width(label.len(), LABEL_FONT) + 4;
         // Right of the line, or left of it where the plot ends.
@@ -680,6 +686,27 @@ mod tests {
             mode_story(Mode::Unlimited, &Marks::default(), 60),
             "unlimited mode"
         );
+    }
+
+    #[test]
+    fn a_trace_with_more_events_than_pixels_gives_a_bounded_chart() {
+        use crate::sim::{Event, Segment};
+        let profile = builtin_profile("t2.micro").unwrap();
+        // 100,000 switches, one a second, over 28 hours at 50%.
+        let trace: Vec<Segment> = (0..100_000)
+            .map(|i| {
+                let event = [Event::Unlimited, Event::Standard][i % 2];
+                Segment::secs(1, 50.0).with_event(event)
+            })
+            .chain([Segment::secs(1000, 50.0)])
+            .collect();
+        let result = simulate(&SimConfig::new(profile.clone()), &trace).unwrap();
+        assert_eq!(result.marks.events.len(), 100_000);
+        let svg = render_svg(&profile, &result).unwrap();
+        let lines = event_lines(&svg);
+        assert!(lines.len() <= 2 * WIDTH as usize, "{} lines", lines.len());
+        assert!(svg.len() < 2_000_000, "{} bytes", svg.len());
+        assert!(texts(&svg)[0].1.ends_with("more)"), "{}", texts(&svg)[0].1);
     }
 
     #[test]

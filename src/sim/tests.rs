@@ -323,6 +323,20 @@ mod properties {
             // found by 1 ns (seed in proptest-regressions/sim/tests.txt).
             let (ja, jb) = (serde_json::to_value(&a).unwrap(), serde_json::to_value(&b).unwrap());
             prop_assert!(close(&ja, &jb), "{ja}\n{jb}");
+            // The chart's marks too; held spans add up to the summary's held time.
+            prop_assert_eq!(&a.marks.events, &b.marks.events);
+            prop_assert_eq!(&a.marks.stopped, &b.marks.stopped);
+            for r in [&a, &b] {
+                let held: f64 = r.marks.held.iter().map(|s| s.end_s - s.start_s).sum();
+                prop_assert!((held - r.summary.held_at_baseline_s).abs() <= 1e-6);
+                let disjoint = r.marks.held.windows(2).all(|w| w[0].end_s < w[1].start_s);
+                prop_assert!(disjoint, "{:?}", r.marks.held);
+            }
+            let spans = |r: &SimResult| {
+                let v: Vec<f64> = r.marks.held.iter().flat_map(|s| [s.start_s, s.end_s]).collect();
+                serde_json::json!(v)
+            };
+            prop_assert!(close(&spans(&a), &spans(&b)), "{:?}\n{:?}", a.marks.held, b.marks.held);
         }
     }
 }
