@@ -1,7 +1,7 @@
 //! What happened during a run, for charts: the trace's events and the spans the workload was
 //! stopped or held at its baseline.
 //!
-//! The engine records these as it runs ([`MarkRecorder`]), at the exact nanosecond it splits
+//! The engine records these as it runs (`MarkRecorder`), at the exact nanosecond it splits
 //! at (a held span starts when the balance reaches zero, not at the end of an output step),
 //! so a chart's marks agree with the summary: the held spans add up to `held_at_baseline_s`
 //! and the first one starts at `credits_exhausted_at_s` in standard mode.
