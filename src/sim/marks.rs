@@ -4,7 +4,7 @@
 //! The engine records these as it runs (`MarkRecorder`), at the exact nanosecond it splits
 //! at (a held span starts when the balance reaches zero, not at the end of an output step),
 //! so a chart's marks agree with the summary: the held spans add up to `held_at_baseline_s`
-//! and the first one starts at `credits_exhausted_at_s` in standard mode.
+//! and, in a run that stays in standard mode, the first starts at `credits_exhausted_at_s`.
 
 use super::trace::Event;
 use crate::credit::{Mode, NS_PER_SEC};
