@@ -235,8 +235,16 @@ fn plot_writes_a_readable_svg() {
         "CPUSurplusCreditBalance",
         "CPUSurplusCreditsCharged (cumulative)",
         "time [hours]",
+        "stopped",
+        "held at baseline",
+        "standard → unlimited at 16:00 → standard at 18:00",
     ] {
         assert!(text.contains(label), "{label} missing");
+    }
+    // Each of the trace's 4 events labelled once on each panel.
+    for event in ["stop", "start", "unlimited", "standard"] {
+        let label = format!(">\n{event}\n</text>");
+        assert_eq!(text.matches(&label).count(), 2, "{event}");
     }
 }
 

@@ -6,6 +6,7 @@
 //! into segments. With a ramp landing the ceiling depends on the balance, so near and inside
 //! the ramp the engine sub-steps at 1 s.
 
+use super::marks::{MarkRecorder, Marks};
 use super::trace::{Event, Segment};
 use crate::credit::{
     time_to_exhaustion, Bucket, BucketError, Credits, Landing, LaunchLimiter, Mode, Policy,
@@ -131,6 +132,9 @@ pub struct SimResult {
     pub mode: Mode,
     pub steps: Vec<Step>,
     pub summary: Summary,
+    /// Events, stopped and held spans, for the chart (not part of the report).
+    #[serde(skip)]
+    pub marks: Marks,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -220,6 +224,7 @@ struct Run<'a> {
     initial_balance: Credits,
     /// The ramp ceiling in force for one whole second of trace time: (second, ceiling).
     ramp_latch: Option<(u64, Rate)>,
+    marks: MarkRecorder,
 }
 
 impl<'a> Run<'a> {
@@ -252,6 +257,7 @@ impl<'a> Run<'a> {
             exhausted_at: None,
             initial_balance: Credits::ZERO,
             ramp_latch: None,
+            marks: MarkRecorder::default(),
         };
         run.start(true);
         run.initial_balance = run.bucket.balance();
@@ -299,6 +305,7 @@ impl<'a> Run<'a> {
                     })?;
             }
         }
+        self.marks.event(self.now, event, self.bucket.is_running());
         Ok(())
     }
 
@@ -326,6 +333,7 @@ impl<'a> Run<'a> {
                     // lifts it, which releases the hold after this piece).
                     if demand > ceiling {
                         self.held_ns += piece;
+                        self.marks.held(self.now, piece);
                         self.exhausted_at.get_or_insert(self.now);
                     }
                 } else {
@@ -465,6 +473,7 @@ impl<'a> Run<'a> {
             profile: p.name.clone(),
             mode: self.config.mode,
             steps: self.steps,
+            marks: self.marks.finish(self.now),
             summary: Summary {
                 credits_exhausted_at_s: self.exhausted_at.map(secs),
                 initial_balance: credits(self.initial_balance),

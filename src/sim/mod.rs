@@ -6,7 +6,8 @@
 //! at the instant the balance reaches zero and at output-step boundaries, so the result does
 //! not depend on how the trace was cut into segments. It delivers what the credit rules allow
 //! (standard mode: held at baseline at zero; unlimited: always the demand) and reports
-//! CloudWatch-like steps and a summary, which [`report`] prints and [`plot`] draws.
+//! CloudWatch-like steps and a summary, which [`report`] prints and [`plot`] draws, with
+//! [`marks`] (events, stopped and held spans) for the chart.
 //!
 //! Nothing here but [`trace::load_trace`], `report`'s writers and [`plot::write_svg`] touches
 //! I/O; the engine is pure.
@@ -23,11 +24,13 @@
 //! end of a trace is not a stop, so surplus still owed is reported, not charged.
 
 pub mod engine;
+pub mod marks;
 pub mod plot;
 pub mod report;
 pub mod trace;
 
 pub use engine::{simulate, Comparison, SimConfig, SimError, SimResult, Step, Summary};
+pub use marks::{EventMark, Marks, Span};
 pub use trace::{parse_trace, Event, Segment, TraceError};
 
 #[cfg(test)]

@@ -323,6 +323,79 @@ mod properties {
             // found by 1 ns (seed in proptest-regressions/sim/tests.txt).
             let (ja, jb) = (serde_json::to_value(&a).unwrap(), serde_json::to_value(&b).unwrap());
             prop_assert!(close(&ja, &jb), "{ja}\n{jb}");
+            // The chart's marks too; held spans add up to the summary's held time.
+            prop_assert_eq!(&a.marks.events, &b.marks.events);
+            prop_assert_eq!(&a.marks.stopped, &b.marks.stopped);
+            for r in [&a, &b] {
+                let held: f64 = r.marks.held.iter().map(|s| s.end_s - s.start_s).sum();
+                prop_assert!((held - r.summary.held_at_baseline_s).abs() <= 1e-6);
+                let disjoint = r.marks.held.windows(2).all(|w| w[0].end_s < w[1].start_s);
+                prop_assert!(disjoint, "{:?}", r.marks.held);
+            }
+            let spans = |r: &SimResult| {
+                let v: Vec<f64> = r.marks.held.iter().flat_map(|s| [s.start_s, s.end_s]).collect();
+                serde_json::json!(v)
+            };
+            prop_assert!(close(&spans(&a), &spans(&b)), "{:?}\n{:?}", a.marks.held, b.marks.held);
         }
     }
+}
+
+fn example_trace() -> Vec<Segment> {
+    let text = include_str!("../../config/example-trace.csv");
+    parse_trace(text.as_bytes(), "example-trace.csv").unwrap()
+}
+
+#[test]
+fn example_trace_marks_its_events_and_the_exact_stopped_and_held_spans() {
+    use super::marks::{EventMark, Span};
+    let r = run(&config("t2.micro"), &example_trace());
+    let m = &r.marks;
+    let at = |t_s: f64, event| EventMark { t_s, event };
+    assert_eq!(
+        m.events,
+        [
+            at(46_800.0, Event::Stop),      // 13:00
+            at(48_600.0, Event::Start),     // 13:30
+            at(57_600.0, Event::Unlimited), // 16:00
+            at(64_800.0, Event::Standard),  // 18:00
+        ]
+    );
+    let span = |start_s, end_s| Span { start_s, end_s };
+    assert_eq!(m.stopped, [span(46_800.0, 48_600.0)]);
+    // Held from the instant the balance reaches zero (8:34:30) until the demand falls to 6%
+    // at 12:00; not after 18:00, where the demand (10%) is the baseline.
+    assert_eq!(m.held, [span(30_870.0, 43_200.0)]);
+    assert_eq!(Some(m.held[0].start_s), r.summary.credits_exhausted_at_s);
+    let held: f64 = m.held.iter().map(|s| s.end_s - s.start_s).sum();
+    assert_eq!(held, r.summary.held_at_baseline_s);
+    assert_eq!(
+        m.mode_changes(Mode::Standard),
+        [(Mode::Unlimited, 57_600.0), (Mode::Standard, 64_800.0)]
+    );
+}
+
+#[test]
+fn marks_do_not_depend_on_segment_cuts_and_a_final_stop_lasts_to_the_end() {
+    let mut cfg = config("t2.micro");
+    cfg.initial_credits = Credits::whole(144);
+    cfg.launch_credits = Some(Credits::ZERO);
+    let stop = Segment::secs(1000, 0.0).with_event(Event::Stop);
+    let whole = run(&cfg, &[Segment::secs(20_000, 100.0), stop]);
+    let mut pieces = cut(20_000, 7, 100.0);
+    pieces.push(stop);
+    let cut_up = run(&cfg, &pieces);
+    assert_eq!(cut_up.marks, whole.marks);
+    let m = &whole.marks;
+    assert_eq!(m.held.len(), 1);
+    assert_eq!((m.held[0].start_s, m.held[0].end_s), (9600.0, 20_000.0));
+    assert_eq!(m.stopped.len(), 1);
+    assert_eq!(
+        (m.stopped[0].start_s, m.stopped[0].end_s),
+        (20_000.0, 21_000.0)
+    );
+    // A switch to the mode in force is an event but no mode change.
+    let same = run(&cfg, &[Segment::secs(60, 5.0).with_event(Event::Standard)]);
+    assert_eq!(same.marks.events.len(), 1);
+    assert!(same.marks.mode_changes(Mode::Standard).is_empty());
 }
