@@ -85,7 +85,7 @@ fn csv_has_the_cloudwatch_field_names() {
     assert_eq!(
         lines.next().unwrap(),
         "t_end_s,utilization_demanded,utilization,CPUCreditUsage,CPUCreditBalance,\
-         CPUSurplusCreditBalance,CPUSurplusCreditsCharged"
+         CPUSurplusCreditBalance,CPUSurplusCreditsCharged,held_at_baseline_s"
     );
     // Night at 2% of one vCPU: 300 s × 0.02 = 6 CPU-s = 0.1 credit; 30 launch + 0.5 earned − 0.1.
     let first: Vec<f64> = lines
@@ -94,8 +94,18 @@ fn csv_has_the_cloudwatch_field_names() {
         .split(',')
         .map(|v| v.parse().unwrap())
         .collect();
-    assert_eq!(first, [300.0, 2.0, 2.0, 0.1, 30.4, 0.0, 0.0]);
-    assert_eq!(lines.count(), 24 * 12 - 1);
+    assert_eq!(first, [300.0, 2.0, 2.0, 0.1, 30.4, 0.0, 0.0, 0.0]);
+    // The held seconds of the steps add up to the summary's.
+    let held: f64 = lines
+        .map(|l| l.rsplit(',').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    let v = json(
+        &["simulate", "--profile", "t2.micro", "--trace", EXAMPLE],
+        None,
+    );
+    assert!(held > 3600.0, "{held}");
+    assert!((held - v["summary"]["held_at_baseline_s"].as_f64().unwrap()).abs() < 1e-3);
+    assert_eq!(v["steps"][0]["held_at_baseline_s"], 0.0);
 }
 
 #[test]
@@ -305,7 +315,12 @@ fn bad_input_exits_2_naming_line_and_value() {
         (
             &["--profile", "t9.huge"],
             format!("{h}60,5,\n"),
-            &["unknown profile \"t9.huge\"", "t2.micro", "B1s"],
+            &[
+                "unknown profile \"t9.huge\"",
+                "accepted names (in any case)",
+                "t2.micro",
+                "B1s or Standard_B1s",
+            ],
         ),
         (
             &["--profile", "B1s", "--mode", "unlimited"],
@@ -361,4 +376,184 @@ fn a_missing_trace_file_is_bad_input() {
     );
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/x.csv"));
+}
+
+/// A trace of the launch and `n` stop/starts, 119 s apart.
+fn stop_start_trace(n: usize) -> String {
+    let mut t = "seconds,utilization,event\n119,0,\n".to_string();
+    for _ in 0..n {
+        t.push_str("0,0,stop\n119,0,start\n");
+    }
+    t
+}
+
+/// AWS: "The default limit is 100 launches or starts of all T2 Standard instances combined
+/// per account, per Region, per rolling 24-hour period." (EC2 User Guide, launch credit limits)
+#[test]
+fn launch_credit_limit_is_applied_and_reported() {
+    let trace = stop_start_trace(150);
+    let v = json(
+        &["simulate", "--profile", "t2.micro", "--trace", "-"],
+        Some(&trace),
+    );
+    assert_eq!(v["summary"]["launch_credits_granted"], 3000.0);
+    assert_eq!(v["summary"]["launch_credit_grants_refused"], 51);
+    assert_eq!(v["summary"]["launch_credit_limit"], 100);
+    let out = stdout(&burstd(
+        &[
+            "simulate",
+            "--profile",
+            "t2.micro",
+            "--trace",
+            "-",
+            "--launch-credit-limit",
+            "10",
+        ],
+        Some(&trace),
+    ));
+    assert!(out.contains("\nlaunch_credits_granted: 300\n"), "{out}");
+    assert!(
+        out.contains("\nlaunch_credit_grants_refused: 141 (limit 10 per rolling 24 h)\n"),
+        "{out}"
+    );
+}
+
+/// Runs with a good trace; returns (stdout as JSON, stderr).
+fn json_and_stderr(args: &[&str]) -> (serde_json::Value, String) {
+    let mut all = vec!["simulate", "--trace", "-", "--format", "json"];
+    all.extend(args);
+    let o = burstd(&all, Some("seconds,utilization\n86400,0\n"));
+    let err = String::from_utf8(o.stderr.clone()).unwrap();
+    (serde_json::from_str(&stdout(&o)).unwrap(), err)
+}
+
+/// Issue 16 item 3: no flag is silently ignored or changed.
+/// AWS, EC2 User Guide: "T4g, T3a, and T3 instances do not receive launch credits because they
+/// support Unlimited mode" and "T2 Unlimited instances do not receive launch credits".
+#[test]
+fn flags_that_cannot_apply_are_errors_or_warnings() {
+    // --launch-credits on T3: AWS never grants any, in either mode: an error (exit 2).
+    for mode in ["standard", "unlimited"] {
+        let err = bad(
+            &[
+                "--profile",
+                "t3.nano",
+                "--mode",
+                mode,
+                "--launch-credits",
+                "30",
+            ],
+            "seconds,utilization\n60,5\n",
+        );
+        assert!(
+            err.contains("--launch-credits 30: t3.nano never gets launch credits")
+                && err.contains("--initial-credits 30"),
+            "{err}"
+        );
+    }
+    // 0 asks for what T3 does anyway: fine, no warning.
+    let (_, err) = json_and_stderr(&["--profile", "t3.nano", "--launch-credits", "0"]);
+    assert_eq!(err, "");
+
+    // --launch-credits on T2 launched unlimited: a warning; nothing granted.
+    let (v, err) = json_and_stderr(&[
+        "--profile",
+        "t2.micro",
+        "--mode",
+        "unlimited",
+        "--launch-credits",
+        "30",
+    ]);
+    assert!(
+        err.starts_with("burstd simulate: warning: --launch-credits 30: none granted at launch")
+            && err.contains("unlimited mode"),
+        "{err}"
+    );
+    assert_eq!(v["summary"]["launch_credits_granted"], 0.0);
+
+    // --initial-credits above the limit: capped, and said so (1000 -> 144 on t3.nano).
+    let (v, err) = json_and_stderr(&["--profile", "t3.nano", "--initial-credits", "1000"]);
+    assert!(
+        err.contains("warning: --initial-credits 1000: capped at 144, the most t3.nano can bank"),
+        "{err}"
+    );
+    assert_eq!(v["summary"]["initial_balance"], 144.0);
+    let (_, err) = json_and_stderr(&["--profile", "t3.nano", "--initial-credits", "144"]);
+    assert_eq!(err, "");
+
+    // Flags a profile or mode never uses.
+    let (_, err) = json_and_stderr(&["--profile", "t3.nano", "--ramp-credits", "10"]);
+    assert!(
+        err.contains("--ramp-credits: unused while t3.nano runs in unlimited mode"),
+        "{err}"
+    );
+    let (_, err) = json_and_stderr(&["--profile", "B1s", "--price-per-vcpu-hour", "0.1"]);
+    assert!(
+        err.contains("--price-per-vcpu-hour: unused: B1s has no unlimited mode"),
+        "{err}"
+    );
+}
+
+/// Issue 16 item 4: profile names in any case, Azure sizes also by their full name.
+#[test]
+fn profile_names_match_in_any_case() {
+    for name in ["T3.NANO", "Standard_B1s", "standard_b1s"] {
+        let (v, err) = json_and_stderr(&["--profile", name]);
+        assert_eq!(err, "");
+        assert!(
+            v["profile"] == "t3.nano" || v["profile"] == "B1s",
+            "{name}: {}",
+            v["profile"]
+        );
+    }
+    let out = stdout(&burstd(&["profiles"], None));
+    let row = out.lines().find(|l| l.starts_with("B1s ")).unwrap();
+    assert!(row.ends_with(" Standard_B1s"), "{row}");
+}
+
+/// Issue 16 item 5: --help explains the averages and credits_exhausted_at_s; the table has a
+/// held column.
+#[test]
+fn help_and_table_explain_the_summary() {
+    let help = stdout(&burstd(&["simulate", "--help"], None));
+    for want in [
+        "Each step's utilization is the average over the step",
+        "that hour shows\n  25%",
+        "It is 0 when the workload\n  starts at zero and bursts at once",
+        "`never` (null in JSON)",
+        "held_at_baseline_s",
+        "--launch-credit-limit <N>",
+    ] {
+        assert!(help.contains(want), "{want:?} not in {help}");
+    }
+    let out = stdout(&burstd(
+        &[
+            "simulate",
+            "--profile",
+            "t2.micro",
+            "--initial-credits",
+            "9",
+            "--launch-credits",
+            "0",
+            "--step",
+            "3600",
+            "--trace",
+            "-",
+        ],
+        Some("seconds,utilization\n3600,100\n"),
+    ));
+    let header = out.lines().nth(2).unwrap();
+    assert!(
+        header.trim_end().ends_with("charged       held"),
+        "{header}"
+    );
+    let row: Vec<&str> = out.lines().nth(4).unwrap().split_whitespace().collect();
+    assert_eq!(
+        row,
+        ["1:00:00", "100.00", "25.00", "15.000", "0.000", "0.000", "0.000", "3000.0"]
+    );
+    assert!(
+        out.contains("\ncredits_exhausted_at_s: 600 s (0:10:00)\n"),
+        "{out}"
+    );
 }

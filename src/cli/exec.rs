@@ -3,7 +3,7 @@
 
 use super::args::{self, ArgError, ModeArg};
 use super::exit::{self, EX_USAGE};
-use crate::credit::{builtin_profile, builtin_profile_names, Profile};
+use crate::credit::{profile, Profile};
 use crate::exec::{self, ExecOptions, Output};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -50,14 +50,10 @@ pub struct BurnArgs {
     pub seconds: f64,
 }
 
-/// A built-in profile by name, or a message listing them.
+/// A built-in profile by name or alias, in any case ([`profile::lookup`]), or a message
+/// listing every accepted name.
 pub fn profile_named(name: &str) -> Result<Profile, String> {
-    builtin_profile(name).ok_or_else(|| {
-        format!(
-            "unknown profile {name:?}; built-in profiles: {}",
-            builtin_profile_names().join(", ")
-        )
-    })
+    profile::lookup(name, []).map_err(|e| e.to_string())
 }
 
 fn options(a: ExecArgs) -> Result<ExecOptions, ArgError> {

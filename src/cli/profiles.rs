@@ -1,4 +1,5 @@
-//! `burstd profiles`: the built-in instance types as a table.
+//! `burstd profiles`: the built-in instance types as a table, with the other names each is
+//! accepted under. Every name matches in any case (`T3.NANO`, `standard_b1s`).
 
 use crate::credit::{builtin_profiles, Profile};
 use std::fmt::Write;
@@ -8,8 +9,8 @@ pub fn table(profiles: &[Profile]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<11} {:>4} {:>10} {:>9} {:>14} {:>14} {:<10} unlimited",
-        "type", "vCPU", "credits/h", "max", "baseline/vCPU", "launch", "default"
+        "{:<11} {:>4} {:>10} {:>9} {:>14} {:>14} {:<10} {:<9} also accepted",
+        "type", "vCPU", "credits/h", "max", "baseline/vCPU", "launch", "default", "unlimited"
     );
     for p in profiles {
         let launch = if p.launch_credits.is_positive() {
@@ -17,9 +18,15 @@ pub fn table(profiles: &[Profile]) -> String {
         } else {
             "-".to_string()
         };
+        let aliases = p.aliases();
+        let aliases = if aliases.is_empty() {
+            "-".to_string()
+        } else {
+            aliases.join(", ")
+        };
         let _ = writeln!(
             out,
-            "{:<11} {:>4} {:>10} {:>9} {:>13}% {:>14} {:<10} {}",
+            "{:<11} {:>4} {:>10} {:>9} {:>13}% {:>14} {:<10} {:<9} {}",
             p.name,
             p.vcpus,
             trim(p.earn_rate.credits_per_hour()),
@@ -28,8 +35,10 @@ pub fn table(profiles: &[Profile]) -> String {
             launch,
             p.default_mode.as_str(),
             if p.unlimited_allowed { "yes" } else { "no" },
+            aliases,
         );
     }
+    let _ = writeln!(out, "Names match in any case (T3.NANO, standard_b1s).");
     out
 }
 
@@ -51,7 +60,8 @@ mod tests {
     #[test]
     fn table_lists_every_profile_with_spec_numbers() {
         let t = table(&builtin_profiles());
-        assert_eq!(t.lines().count(), 1 + builtin_profiles().len());
+        // A header, a row per profile, the note on case.
+        assert_eq!(t.lines().count(), 1 + builtin_profiles().len() + 1);
         let row = t.lines().find(|l| l.starts_with("t2.2xlarge ")).unwrap();
         let cols: Vec<&str> = row.split_whitespace().collect();
         assert_eq!(
@@ -64,12 +74,22 @@ mod tests {
                 "17%",
                 "240",
                 "standard",
-                "yes"
+                "yes",
+                "-"
             ]
         );
         let row = t.lines().find(|l| l.starts_with("B1ls ")).unwrap();
-        assert!(row
-            .split_whitespace()
-            .eq(["B1ls", "1", "3", "72", "5%", "30", "standard", "no"]));
+        assert!(row.split_whitespace().eq([
+            "B1ls",
+            "1",
+            "3",
+            "72",
+            "5%",
+            "30",
+            "standard",
+            "no",
+            "Standard_B1ls"
+        ]));
+        assert!(t.ends_with("Names match in any case (T3.NANO, standard_b1s).\n"));
     }
 }

@@ -5,14 +5,30 @@
 
 use super::args::{ArgError, ModeArg};
 use super::exit::EX_BAD_INPUT;
-use crate::credit::{builtin_profile, builtin_profile_names, Credits, Landing, Mode, NS_PER_SEC};
+use crate::credit::{profile, Credits, Landing, Mode, NS_PER_SEC};
 use crate::sim::engine::{ComparePrices, RAMP_LEVELS};
 use crate::sim::report::{self, Format};
 use crate::sim::{plot, simulate, trace, SimConfig};
 use std::io::Write;
 use std::process::ExitCode;
 
+/// How to read the output; `--help` prints it after the options.
+const READING: &str = "\
+Reading the output:
+  Each step's utilization is the average over the step. A t2.micro with 9 credits at 100%
+  runs out after 10 minutes and then gets its 10% baseline: with --step 3600 that hour shows
+  25% (10 min at 100%, 50 at 10%), not 10%; held_at_baseline_s (per step and in the summary)
+  says how much of it was held at the baseline below the demand.
+  credits_exhausted_at_s is when the workload first ran short: held at its baseline below
+  its demand (standard) or spending surplus credits (unlimited). It is 0 when the workload
+  starts at zero and bursts at once, and `never` (null in JSON) when it never runs short.
+  The end of the trace is no stop: surplus still owed is final_surplus_balance and
+  surplus_owed_usd, not charged; the price comparison counts it, as AWS bills it at the next
+  stop or the end of the billing period.
+  launch_credit_grants_refused counts starts that found --launch-credit-limit reached.";
+
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = READING)]
 pub struct SimulateArgs {
     /// Instance type, e.g. t3.nano (`burstd profiles` lists them).
     #[arg(long)]
@@ -20,13 +36,18 @@ pub struct SimulateArgs {
     /// Credit mode at launch [default: the profile's: standard for T2, unlimited for T3/T4g].
     #[arg(long, value_enum)]
     pub mode: Option<ModeArg>,
-    /// Earned credits (E) at launch [default: 0]; capped at the profile's accrual limit.
+    /// Earned credits (E) at launch [default: 0]. Above the profile's accrual limit (24 h of
+    /// earning) it is capped, with a warning.
     #[arg(long, value_name = "N", value_parser = non_negative, allow_negative_numbers = true)]
     pub initial_credits: Option<f64>,
     /// Launch credits granted at launch (and at each start on T2) instead of the profile's;
-    /// 0 for none.
+    /// 0 for none. Standard mode only; an error on T3/T3a/T4g, which AWS never grants any.
     #[arg(long, value_name = "N", value_parser = non_negative, allow_negative_numbers = true)]
     pub launch_credits: Option<f64>,
+    /// Launch-credit grants allowed per rolling 24 h, like the daemon's `launch_credit_limit`
+    /// (AWS: 100 launches or starts); starts beyond it get none (`launch_credit_grants_refused`).
+    #[arg(long, value_name = "N", default_value_t = crate::credit::DEFAULT_LAUNCH_LIMIT)]
+    pub launch_credit_limit: u32,
     /// Trace CSV with header `seconds,utilization[,event]`; `-` reads standard input.
     #[arg(long, value_name = "FILE.csv")]
     pub trace: String,
@@ -98,13 +119,7 @@ fn credits(x: f64) -> Credits {
 
 /// Builds the simulation from the arguments; `Err` is a message for the user (exit 2).
 pub fn config(args: &SimulateArgs) -> Result<SimConfig, String> {
-    let mut profile = builtin_profile(&args.profile).ok_or_else(|| {
-        format!(
-            "unknown profile {:?}; known profiles: {}",
-            args.profile,
-            builtin_profile_names().join(", ")
-        )
-    })?;
+    let mut profile = profile::lookup(&args.profile, []).map_err(|e| e.to_string())?;
     if let Some(usd) = args.price_per_vcpu_hour {
         profile.surplus_price_nano_usd = (usd * 1e9).round() as u64;
     }
@@ -120,6 +135,17 @@ pub fn config(args: &SimulateArgs) -> Result<SimConfig, String> {
     }
     config.initial_credits = credits(args.initial_credits.unwrap_or(0.0));
     config.launch_credits = args.launch_credits.map(credits);
+    if let Some(n) = args.launch_credits.filter(|&n| n > 0.0) {
+        let p = &config.profile;
+        if !p.launch_credits.is_positive() {
+            return Err(format!(
+                "--launch-credits {n}: {} never gets launch credits (AWS grants them to T2 \
+                 instances in standard mode only); use --initial-credits {n} to start with a balance",
+                p.name
+            ));
+        }
+    }
+    config.launch_credit_limit = args.launch_credit_limit;
     config.step_ns = (args.step * 1000.0).round() as u64 * (NS_PER_SEC / 1000);
     if let Some(n) = args.ramp_credits {
         config.landing = Landing::Ramp {
@@ -137,6 +163,49 @@ pub fn config(args: &SimulateArgs) -> Result<SimConfig, String> {
     Ok(config)
 }
 
+/// What `config` did with the arguments that a user would not expect: a value changed or
+/// not used, and why. `run` prints each to standard error; the simulation goes ahead.
+pub fn warnings(args: &SimulateArgs, config: &SimConfig) -> Vec<String> {
+    let p = &config.profile;
+    let mut out = Vec::new();
+    if let Some(n) = args.initial_credits {
+        if credits(n) > p.max_earned {
+            out.push(format!(
+                "--initial-credits {n}: capped at {}, the most {} can bank (24 h of its {} \
+                 credits/h); earned credits above it are discarded",
+                p.max_earned.as_f64(),
+                p.name,
+                p.earn_rate.credits_per_hour()
+            ));
+        }
+    }
+    if let Some(n) = args.launch_credits.filter(|&n| n > 0.0) {
+        if config.mode == Mode::Unlimited {
+            out.push(format!(
+                "--launch-credits {n}: none granted at launch: {} launches in unlimited mode, \
+                 which gets no launch credits (AWS: \"T2 Unlimited instances do not receive \
+                 launch credits\"); they apply only to a `start` in standard mode later in the trace",
+                p.name
+            ));
+        }
+    }
+    if args.ramp_credits.is_some() && config.mode == Mode::Unlimited {
+        out.push(format!(
+            "--ramp-credits: unused while {} runs in unlimited mode (it is never held at its \
+             baseline); it applies after a `standard` event in the trace",
+            p.name
+        ));
+    }
+    if args.price_per_vcpu_hour.is_some() && !p.unlimited_allowed {
+        out.push(format!(
+            "--price-per-vcpu-hour: unused: {} has no unlimited mode, so it never spends \
+             surplus credits",
+            p.name
+        ));
+    }
+    out
+}
+
 fn bad_input(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("burstd simulate: error: {message}");
     ExitCode::from(EX_BAD_INPUT)
@@ -147,6 +216,9 @@ pub fn run(args: &SimulateArgs) -> ExitCode {
         Ok(c) => c,
         Err(message) => return bad_input(message),
     };
+    for warning in warnings(args, &config) {
+        eprintln!("burstd simulate: warning: {warning}");
+    }
     let segments = match trace::load_trace(&args.trace) {
         Ok(s) => s,
         Err(e) => return bad_input(e),

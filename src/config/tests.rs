@@ -140,11 +140,11 @@ fn unknown_profile_lists_known_ones() {
     let e = err("[[workload]]\nname = \"w\"\ncgroup = \"a\"\nprofile = \"t9.huge\"\n");
     assert!(
         e.contains(
-            ":4:11: [[workload]] \"w\": profile = \"t9.huge\": unknown profile; known: t2.nano"
+            ":4:11: [[workload]] \"w\": profile: unknown profile \"t9.huge\"; accepted names (in any case): t2.nano"
         ),
         "{e}"
     );
-    assert!(e.contains("B4s_v2"), "{e}");
+    assert!(e.contains("B4s_v2 or Standard_B4s_v2"), "{e}");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use super::profiles::{credits_value, parse_mode};
 use super::raw::Ctx;
 use super::ConfigError;
-use crate::credit::{builtin_profile, builtin_profile_names, Credits, Mode, Profile};
+use crate::credit::{Credits, Mode, Profile};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use toml::Spanned;
@@ -150,22 +150,8 @@ fn workload(
     };
     let profile_ref = w.profile.as_ref().unwrap_or(default_profile);
     let pname = profile_ref.get_ref();
-    let profile = custom
-        .get(pname)
-        .cloned()
-        .or_else(|| builtin_profile(pname))
-        .ok_or_else(|| {
-            let mut known = builtin_profile_names();
-            known.extend(custom.keys().cloned());
-            cx.err(
-                profile_ref.span(),
-                format!(
-                    "{} = {pname:?}: unknown profile; known: {}",
-                    here("profile"),
-                    known.join(", ")
-                ),
-            )
-        })?;
+    let profile = crate::credit::profile::lookup(pname, custom.values())
+        .map_err(|e| cx.err(profile_ref.span(), format!("{}: {e}", here("profile"))))?;
     let mode = match &w.mode {
         Some(m) => parse_mode(cx, m, &here("mode"))?,
         None => profile.default_mode,

@@ -100,6 +100,7 @@ pub struct Bucket {
     /// E: earned credits, 0 ≤ E ≤ max_earned.
     pub earned: Credits,
     /// L: launch credits left (standard only), spent first, outside the accrual limit.
+    /// Profiles whose launch credits count toward the limit (Azure B) grant them into E.
     pub launch: Credits,
     /// S: surplus credits spent but not yet earned (unlimited only), 0 ≤ S ≤ max_earned.
     pub surplus: Credits,
@@ -281,27 +282,48 @@ impl Bucket {
         now_s: u64,
         limiter: &mut LaunchLimiter,
     ) -> Credits {
+        self.start_granting(profile, policy, now_s, profile.launch_credits, limiter)
+    }
+
+    /// [`Bucket::start`] granting `launch` instead of the profile's launch credits (the
+    /// simulator's `--launch-credits`), under the same rules: standard mode only, at every
+    /// start or only the first as the profile says, and only if the limiter allows.
+    pub fn start_granting(
+        &mut self,
+        profile: &Profile,
+        policy: &Policy,
+        now_s: u64,
+        launch: Credits,
+        limiter: &mut LaunchLimiter,
+    ) -> Credits {
         if self.is_running() {
             return Credits::ZERO;
         }
         self.expire(profile, now_s);
         self.run = RunState::Running;
         let eligible = self.mode == Mode::Standard
-            && profile.launch_credits.is_positive()
+            && launch.is_positive()
             && (profile.launch_credits_every_start || !self.launched_once);
         let mut granted = Credits::ZERO;
         if eligible && limiter.try_grant(now_s) {
-            granted = profile.launch_credits;
-            self.launch += granted;
+            granted = launch;
             self.totals.launch_granted += granted;
             self.launched_once = true;
+            if profile.launch_credits_within_limit {
+                // Azure's initial credits are banked credits: what would exceed the limit
+                // is discarded like earnings at the limit.
+                let mut out = StepOutcome::default();
+                self.add_earned(profile, granted, &mut out);
+                self.totals.discarded += out.discarded;
+            } else {
+                self.launch += granted;
+            }
         }
         self.update_hold(policy);
         granted
     }
 
-    /// Start with an explicit amount of launch credits instead of the profile's
-    /// (the simulator's `--launch-credits`). Not subject to the limiter.
+    /// Start with an explicit amount of launch credits, not subject to the limiter.
     pub fn start_with_launch(
         &mut self,
         profile: &Profile,
@@ -309,17 +331,13 @@ impl Bucket {
         now_s: u64,
         launch: Credits,
     ) {
-        if self.is_running() {
-            return;
-        }
-        self.expire(profile, now_s);
-        self.run = RunState::Running;
-        if launch.is_positive() && self.mode == Mode::Standard {
-            self.launch += launch;
-            self.totals.launch_granted += launch;
-            self.launched_once = true;
-        }
-        self.update_hold(policy);
+        self.start_granting(
+            profile,
+            policy,
+            now_s,
+            launch,
+            &mut LaunchLimiter::unlimited(),
+        );
     }
 
     /// Stop at `now_s`: all surplus is charged; T2 loses E and L. Returns the credits charged.

@@ -13,6 +13,9 @@ pub struct LaunchLimiter {
     pub window_s: u64,
     /// Times (seconds, caller's clock) of the grants still inside the window, oldest first.
     grants: VecDeque<u64>,
+    /// Grants refused since this limiter was made (not saved: a count for reports).
+    #[serde(skip)]
+    refused: u64,
 }
 
 impl Default for LaunchLimiter {
@@ -27,10 +30,11 @@ impl LaunchLimiter {
             limit,
             window_s,
             grants: VecDeque::new(),
+            refused: 0,
         }
     }
 
-    /// A limiter that never refuses (the simulator's single workload).
+    /// A limiter that never refuses.
     pub fn unlimited() -> Self {
         LaunchLimiter::new(u32::MAX, DAY_S)
     }
@@ -52,8 +56,14 @@ impl LaunchLimiter {
             self.grants.push_back(now_s);
             true
         } else {
+            self.refused += 1;
             false
         }
+    }
+
+    /// How many grants [`LaunchLimiter::try_grant`] refused.
+    pub fn refused(&self) -> u64 {
+        self.refused
     }
 
     /// Grants left at `now_s`.
@@ -79,5 +89,6 @@ mod tests {
         assert!(l.try_grant(100));
         assert!(!l.try_grant(105));
         assert_eq!(l.remaining(130), 2);
+        assert_eq!(l.refused(), 2);
     }
 }

@@ -14,7 +14,7 @@ pub use limiter::{LaunchLimiter, DEFAULT_LAUNCH_LIMIT};
 pub use predict::{time_to_exhaustion, time_to_full};
 pub use profile::{
     builtin_profile, builtin_profile_names, builtin_profiles, CustomProfile, Family, Mode,
-    Persistence, Profile,
+    Persistence, Profile, UnknownProfile,
 };
 pub use units::{Credits, Rate, NS_PER_SEC};
 

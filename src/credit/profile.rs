@@ -112,6 +112,11 @@ pub struct Profile {
     /// True: granted at every start (T2). False: only at the first launch (Azure B's
     /// initial credits, which our reading of SPEC §2 grants once per fresh deployment).
     pub launch_credits_every_start: bool,
+    /// True: launch credits join the earned balance and count toward `max_earned` (Azure B's
+    /// initial credits: Microsoft's "Max Banked Credits" is the upper limit of all credits,
+    /// docs/semantics.md). False: kept apart, spent first, outside the limit (AWS T2).
+    #[serde(default)]
+    pub launch_credits_within_limit: bool,
     pub default_mode: Mode,
     pub unlimited_allowed: bool,
     pub persistence: Persistence,
@@ -216,6 +221,7 @@ impl Profile {
             max_earned,
             launch_credits,
             launch_credits_every_start: true,
+            launch_credits_within_limit: false,
             default_mode,
             unlimited_allowed,
             persistence,
@@ -319,6 +325,7 @@ fn builtin(name: String, family: Family, vcpus: u32, milli: u64, launch_per_vcpu
         max_earned: Credits::milli(milli as i64 * 24),
         launch_credits: Credits::whole(launch_per_vcpu * vcpus as i64),
         launch_credits_every_start: every_start,
+        launch_credits_within_limit: family == Family::AzureB,
         default_mode: family.default_mode(),
         unlimited_allowed,
         persistence,
@@ -347,20 +354,73 @@ pub fn builtin_profiles() -> Vec<Profile> {
     out
 }
 
-/// Looks a built-in profile up by name. EC2 names are lower case (`t3.micro`); Azure names
-/// are accepted with or without the `Standard_` prefix and in any case (`Standard_B1s`, `b1s`).
-pub fn builtin_profile(name: &str) -> Option<Profile> {
+impl Profile {
+    /// The other names this profile is accepted under (matched in any case, like its own):
+    /// Azure sizes also by their full name, `Standard_B1s` for `B1s`.
+    pub fn aliases(&self) -> Vec<String> {
+        match self.family {
+            Family::AzureB => vec![format!("Standard_{}", self.name)],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether `name` names this profile: its own name or an alias, in any case.
+    fn answers_to(&self, name: &str) -> bool {
+        self.name.eq_ignore_ascii_case(name)
+            || self.aliases().iter().any(|a| a.eq_ignore_ascii_case(name))
+    }
+}
+
+/// A profile name that is neither built in nor defined; lists every name that is accepted.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("unknown profile {name:?}; accepted names (in any case): {}", .accepted.join(", "))]
+pub struct UnknownProfile {
+    pub name: String,
+    /// Each profile with its aliases (`B1s or Standard_B1s`), built-in ones first.
+    pub accepted: Vec<String>,
+}
+
+/// The one way to find a profile by name, for every caller (config, `simulate`, `exec`):
+/// custom profiles (from the config) first, then the built-in ones. Names and aliases match
+/// in any case (`T3.NANO`, `standard_b1s`); an exact custom name wins over a case-folded one.
+pub fn lookup<'a>(
+    name: &str,
+    custom: impl IntoIterator<Item = &'a Profile>,
+) -> Result<Profile, UnknownProfile> {
     let wanted = name.trim();
-    let azure = wanted
-        .strip_prefix("Standard_")
-        .or_else(|| wanted.strip_prefix("standard_"))
-        .unwrap_or(wanted);
-    builtin_profiles().into_iter().find(|p| {
-        p.name == wanted || (p.family == Family::AzureB && p.name.eq_ignore_ascii_case(azure))
+    let custom: Vec<&Profile> = custom.into_iter().collect();
+    if let Some(p) = custom.iter().find(|p| p.name == wanted) {
+        return Ok((*p).clone());
+    }
+    let builtin = builtin_profiles();
+    if let Some(p) = builtin.iter().find(|p| p.answers_to(wanted)) {
+        return Ok(p.clone());
+    }
+    if let Some(p) = custom.iter().find(|p| p.answers_to(wanted)) {
+        return Ok((*p).clone());
+    }
+    let accepted = builtin
+        .iter()
+        .chain(custom.iter().copied())
+        .map(|p| {
+            std::iter::once(p.name.clone())
+                .chain(p.aliases())
+                .collect::<Vec<_>>()
+                .join(" or ")
+        })
+        .collect();
+    Err(UnknownProfile {
+        name: name.to_string(),
+        accepted,
     })
 }
 
-/// The names of all built-in profiles, for error messages.
+/// A built-in profile by name or alias, in any case ([`lookup`] without custom profiles).
+pub fn builtin_profile(name: &str) -> Option<Profile> {
+    lookup(name, []).ok()
+}
+
+/// The names of all built-in profiles.
 pub fn builtin_profile_names() -> Vec<String> {
     builtin_profiles().into_iter().map(|p| p.name).collect()
 }
@@ -398,6 +458,55 @@ mod tests {
         );
         assert!(builtin_profile("m5.large").is_none());
         assert_eq!(builtin_profiles().len(), 7 + 3 * 7 + 10);
+    }
+
+    /// Issue 16 item 4: EC2 instance types are case-insensitive in AWS's own tools and events
+    /// in a trace already were; Azure sizes are printed by Microsoft as `Standard_B1s`.
+    #[test]
+    fn lookup_is_case_insensitive_and_knows_the_aliases() {
+        for name in ["t3.nano", "T3.NANO", " T3.Nano "] {
+            assert_eq!(lookup(name, []).unwrap().name, "t3.nano");
+        }
+        for name in ["B1s", "b1s", "Standard_B1s", "STANDARD_B1S", "standard_b1s"] {
+            assert_eq!(lookup(name, []).unwrap().name, "B1s", "{name}");
+        }
+        assert_eq!(
+            builtin_profile("t2.micro").unwrap().aliases(),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            builtin_profile("B2ts_v2").unwrap().aliases(),
+            ["Standard_B2ts_v2"]
+        );
+        // An alias of one family is no name of another.
+        assert!(lookup("Standard_t3.nano", []).is_err());
+    }
+
+    #[test]
+    fn unknown_profile_lists_every_accepted_name_and_alias() {
+        let custom = Profile {
+            name: "Tiny".into(),
+            family: Family::Custom,
+            ..builtin_profile("t2.nano").unwrap()
+        };
+        let err = lookup("t9.huge", [&custom]).unwrap_err();
+        assert_eq!(err.name, "t9.huge");
+        assert_eq!(err.accepted.len(), builtin_profiles().len() + 1);
+        assert_eq!(err.accepted[0], "t2.nano");
+        assert!(err.accepted.contains(&"B1s or Standard_B1s".to_string()));
+        assert_eq!(err.accepted.last().unwrap(), "Tiny");
+        let text = err.to_string();
+        assert!(
+            text.starts_with(
+                "unknown profile \"t9.huge\"; accepted names (in any case): t2.nano, t2.micro,"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("B4s_v2 or Standard_B4s_v2, Tiny"), "{text}");
+        // Custom names are found exactly and in any case; built-in ones still resolve.
+        assert_eq!(lookup("Tiny", [&custom]).unwrap().name, "Tiny");
+        assert_eq!(lookup("tiny", [&custom]).unwrap().name, "Tiny");
+        assert_eq!(lookup("t2.NANO", [&custom]).unwrap().name, "t2.nano");
     }
 
     #[test]

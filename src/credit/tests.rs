@@ -187,10 +187,10 @@ fn stop_rules_per_family() {
     assert_eq!(b.balance(), Credits::ZERO);
     assert_eq!(b.totals.lost, Credits::whole(100));
 
-    // Azure B keeps credits; initial credits only at the first launch.
+    // Azure B keeps credits; initial credits only at the first launch, banked with E.
     let az = p("B1s");
     let mut b = started(&az, Mode::Standard, 0);
-    assert_eq!(b.launch, Credits::whole(30));
+    assert_eq!((b.earned, b.launch), (Credits::whole(30), Credits::ZERO));
     b.stop(&az, 5);
     b.start(&az, &pol, 1_000_000_000, &mut LaunchLimiter::unlimited());
     assert_eq!(b.balance(), Credits::whole(30));
@@ -398,4 +398,44 @@ proptest! {
         b.step_cpu(&prof, &pol, cpu_ns * steps, dt_ms * 1_000_000 * steps);
         prop_assert_eq!(a, b);
     }
+}
+
+/// Microsoft, "B-series CPU credit model" (learn.microsoft.com/azure/virtual-machines/
+/// b-series-cpu-credit-model): "Initial Credits = The number of credits allocated to a B-series
+/// virtual machine when a VM is deployed." "Max Banked Credits = The maximum number/upper limit
+/// of credits a B-series virtual machine can accumulate. Upon reaching this upper limit, a
+/// B-series VM can no longer accumulate more credits." Unlike AWS for T2 launch credits ("do
+/// not count towards the limit"), Microsoft sets no initial credits apart: they count toward
+/// the max (docs/semantics.md).
+#[test]
+fn azure_initial_credits_count_toward_max_banked() {
+    let az = p("B1s"); // 6 credits/h, max banked 144, initial 30
+    let mut b = started(&az, Mode::Standard, 0);
+    run(
+        &mut b,
+        &az,
+        Rate::ZERO,
+        48 * 3600 * NS_PER_SEC,
+        3600 * NS_PER_SEC,
+    );
+    assert_eq!(b.balance(), Credits::whole(144)); // not 174
+    assert_eq!(b.totals.discarded, Credits::whole(30 + 288 - 144));
+    assert_eq!(b.ledger_balance(), b.balance());
+    // Initial credits on top of a full bank are discarded at once, and booked as such.
+    let b = started(&az, Mode::Standard, 130);
+    assert_eq!(b.balance(), Credits::whole(144));
+    assert_eq!(b.totals.launch_granted, Credits::whole(30));
+    assert_eq!(b.totals.discarded, Credits::whole(16));
+    assert_eq!(b.ledger_balance(), b.balance());
+    // T2 still keeps launch credits outside: an idle t2.micro shows 174 (AWS's own example).
+    let t2 = p("t2.micro");
+    let mut b = started(&t2, Mode::Standard, 0);
+    run(
+        &mut b,
+        &t2,
+        Rate::ZERO,
+        48 * 3600 * NS_PER_SEC,
+        3600 * NS_PER_SEC,
+    );
+    assert_eq!(b.balance(), Credits::whole(174));
 }

@@ -9,8 +9,8 @@
 use super::marks::{MarkRecorder, Marks};
 use super::trace::{Event, Segment};
 use crate::credit::{
-    time_to_exhaustion, Bucket, BucketError, Credits, Landing, LaunchLimiter, Mode, Policy,
-    Profile, Rate, NS_PER_SEC,
+    limiter::DAY_S, time_to_exhaustion, Bucket, BucketError, Credits, Landing, LaunchLimiter, Mode,
+    Policy, Profile, Rate, DEFAULT_LAUNCH_LIMIT, NS_PER_SEC,
 };
 use serde::Serialize;
 
@@ -27,6 +27,8 @@ pub struct SimConfig {
     pub initial_credits: Credits,
     /// Launch credits at every start instead of the profile's (`None`: the profile's rules).
     pub launch_credits: Option<Credits>,
+    /// Launch-credit grants allowed per rolling 24 h, as the daemon's `launch_credit_limit`.
+    pub launch_credit_limit: u32,
     /// Output step length (CloudWatch: 300 s).
     pub step_ns: u64,
     pub landing: Landing,
@@ -43,6 +45,7 @@ impl SimConfig {
             profile,
             initial_credits: Credits::ZERO,
             launch_credits: None,
+            launch_credit_limit: DEFAULT_LAUNCH_LIMIT,
             step_ns: 300 * NS_PER_SEC,
             landing: Landing::Exact,
             compare: None,
@@ -75,6 +78,9 @@ pub struct Step {
     /// Surplus credits charged within the step.
     #[serde(rename = "CPUSurplusCreditsCharged")]
     pub surplus_credits_charged: f64,
+    /// Seconds of the step spent held at the baseline below the demand (standard mode). The
+    /// utilisation columns are averages over the step; this says how much of it was held.
+    pub held_at_baseline_s: f64,
 }
 
 /// The whole run at a glance.
@@ -90,10 +96,17 @@ pub struct Summary {
     /// Earnings thrown away at the accrual limit.
     pub credits_discarded: f64,
     pub launch_credits_granted: f64,
+    /// Starts that would have granted launch credits but found the limit of grants per
+    /// rolling 24 h reached (AWS: 100 launches or starts; `--launch-credit-limit`).
+    pub launch_credit_grants_refused: u64,
+    pub launch_credit_limit: u32,
     /// Charged above the limit, at stops and at switches to standard. Not the surplus still
     /// owed at the end of the trace (that is `final_surplus_balance`: the end is no stop).
     pub surplus_credits_charged: f64,
     pub surplus_cost_usd: f64,
+    /// The price of `final_surplus_balance`: surplus spent but not yet billed, which AWS bills
+    /// at the next stop (or the end of the billing period) unless earnings pay it down first.
+    pub surplus_owed_usd: f64,
     pub price_per_vcpu_hour_usd: f64,
     pub final_balance: f64,
     pub final_surplus_balance: f64,
@@ -114,14 +127,15 @@ pub struct Comparison {
     pub running_hours: f64,
     pub instance_hourly_usd: f64,
     pub compare_hourly_usd: f64,
-    /// Instance price × hours + surplus cost.
+    /// Instance price × hours + surplus charged + surplus still owed at the end of the trace
+    /// (`surplus_cost_usd + surplus_owed_usd`), so that it agrees with the break-even.
     pub burstable_cost_usd: f64,
     /// Compare price × hours.
     pub fixed_cost_usd: f64,
     /// `burstable` or `fixed`; `equal` on a tie.
     pub cheaper: &'static str,
-    /// Average utilisation (% of all vCPUs) at which both cost the same in unlimited mode;
-    /// `None` when surplus credits are free (no price).
+    /// Average utilisation (% of all vCPUs) at which both cost the same in unlimited mode,
+    /// every surplus credit paid for; `None` when surplus credits are free (no price).
     pub break_even_utilization: Option<f64>,
 }
 
@@ -214,6 +228,7 @@ struct Run<'a> {
     /// The current step has time or an event in it.
     step_open: bool,
     step_demanded: i128,
+    step_held_ns: u64,
     step_spent_before: Credits,
     step_charged_before: Credits,
     steps: Vec<Step>,
@@ -242,12 +257,13 @@ impl<'a> Run<'a> {
             profile,
             policy,
             bucket,
-            limiter: LaunchLimiter::unlimited(),
+            limiter: LaunchLimiter::new(config.launch_credit_limit, DAY_S),
             now: 0,
             step_start: 0,
             step_end: config.step_ns.max(1),
             step_open: false,
             step_demanded: 0,
+            step_held_ns: 0,
             step_spent_before: Credits::ZERO,
             step_charged_before: Credits::ZERO,
             steps: Vec::new(),
@@ -259,27 +275,16 @@ impl<'a> Run<'a> {
             ramp_latch: None,
             marks: MarkRecorder::default(),
         };
-        run.start(true);
+        run.start();
         run.initial_balance = run.bucket.balance();
         Ok(run)
     }
 
-    fn start(&mut self, first: bool) {
+    fn start(&mut self) {
         let (p, pol) = (self.profile, &self.policy);
-        let now_s = self.now / NS_PER_SEC;
-        match self.config.launch_credits {
-            None => {
-                self.bucket.start(p, pol, now_s, &mut self.limiter);
-            }
-            Some(amount) => {
-                let amount = if first || p.launch_credits_every_start {
-                    amount
-                } else {
-                    Credits::ZERO
-                };
-                self.bucket.start_with_launch(p, pol, now_s, amount);
-            }
-        }
+        let amount = self.config.launch_credits.unwrap_or(p.launch_credits);
+        self.bucket
+            .start_granting(p, pol, self.now / NS_PER_SEC, amount, &mut self.limiter);
     }
 
     fn apply(&mut self, event: Event, line: u64) -> Result<(), SimError> {
@@ -290,7 +295,7 @@ impl<'a> Run<'a> {
             Event::Stop => {
                 self.bucket.stop(p, self.now / NS_PER_SEC);
             }
-            Event::Start => self.start(false),
+            Event::Start => self.start(),
             Event::Standard | Event::Unlimited => {
                 let mode = if event == Event::Standard {
                     Mode::Standard
@@ -334,6 +339,7 @@ impl<'a> Run<'a> {
                     if demand > ceiling {
                         self.held_ns += piece;
                         self.marks.held(self.now, piece);
+                        self.step_held_ns += piece;
                         self.exhausted_at.get_or_insert(self.now);
                     }
                 } else {
@@ -430,11 +436,13 @@ impl<'a> Run<'a> {
             credit_balance: credits(self.bucket.balance()),
             surplus_credit_balance: credits(self.bucket.surplus),
             surplus_credits_charged: credits(t.charged - self.step_charged_before),
+            held_at_baseline_s: secs(self.step_held_ns),
         });
         self.step_start = self.now;
         self.step_end = self.now + self.config.step_ns.max(1);
         self.step_open = false;
         self.step_demanded = 0;
+        self.step_held_ns = 0;
         self.step_spent_before = t.spent;
         self.step_charged_before = t.charged;
     }
@@ -443,10 +451,11 @@ impl<'a> Run<'a> {
         let p = self.profile;
         let t = self.bucket.totals;
         let surplus_cost_usd = p.surplus_cost_usd(t.charged);
+        let surplus_owed_usd = p.surplus_cost_usd(self.bucket.surplus);
         let running_s = secs(self.running_ns);
         let comparison = self.config.compare.map(|c| {
             let hours = running_s / 3600.0;
-            let burstable = c.instance_hourly_usd * hours + surplus_cost_usd;
+            let burstable = c.instance_hourly_usd * hours + surplus_cost_usd + surplus_owed_usd;
             let fixed = c.compare_hourly_usd * hours;
             let per_credit = p.surplus_price_per_credit_usd();
             Comparison {
@@ -481,8 +490,11 @@ impl<'a> Run<'a> {
                 credits_earned: credits(t.earned),
                 credits_discarded: credits(t.discarded),
                 launch_credits_granted: credits(t.launch_granted),
+                launch_credit_grants_refused: self.limiter.refused(),
+                launch_credit_limit: self.config.launch_credit_limit,
                 surplus_credits_charged: credits(t.charged),
                 surplus_cost_usd: round6(surplus_cost_usd),
+                surplus_owed_usd: round6(surplus_owed_usd),
                 price_per_vcpu_hour_usd: p.surplus_price_nano_usd as f64 / 1e9,
                 final_balance: credits(self.bucket.balance()),
                 final_surplus_balance: credits(self.bucket.surplus),

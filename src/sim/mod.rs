@@ -20,8 +20,11 @@
 //!
 //! Choices where the issue left room: an event exactly on a step boundary counts in the step
 //! it opens (a stop or switch after the trace's last moment closes the last step instead);
-//! `--launch-credits` replaces the amount at every start that grants launch credits; the
-//! end of a trace is not a stop, so surplus still owed is reported, not charged.
+//! `--launch-credits` replaces the amount at every start that grants launch credits, under
+//! the same limit of grants per rolling 24 h (`--launch-credit-limit`) as the profile's; the
+//! end of a trace is not a stop, so surplus still owed is reported (`final_surplus_balance`,
+//! `surplus_owed_usd`), not charged; the cost comparison counts it, as AWS bills it at the
+//! next stop or the end of the billing period.
 
 pub mod engine;
 pub mod marks;

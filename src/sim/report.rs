@@ -43,7 +43,7 @@ pub fn write_csv(out: &mut dyn Write, result: &SimResult) -> io::Result<()> {
 }
 
 /// The CSV header (also the JSON step fields).
-pub const CSV_FIELDS: [&str; 7] = [
+pub const CSV_FIELDS: [&str; 8] = [
     "t_end_s",
     "utilization_demanded",
     "utilization",
@@ -51,6 +51,7 @@ pub const CSV_FIELDS: [&str; 7] = [
     "CPUCreditBalance",
     "CPUSurplusCreditBalance",
     "CPUSurplusCreditsCharged",
+    "held_at_baseline_s",
 ];
 
 /// `h:mm:ss`, hours unbounded (720:00:00 is 30 days), milliseconds when there are any.
@@ -80,25 +81,33 @@ pub fn table(profile: &Profile, result: &SimResult) -> String {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "{:>12} {:>12} {:>13} {:>12} {:>14} {:>14} {:>14}",
-        "t_end", "demanded", "utilization", "usage", "balance", "surplus", "charged"
+        "{:>12} {:>12} {:>13} {:>12} {:>14} {:>14} {:>14} {:>10}",
+        "t_end", "demanded", "utilization", "usage", "balance", "surplus", "charged", "held"
     );
     let _ = writeln!(
         out,
-        "{:>12} {:>12} {:>13} {:>12} {:>14} {:>14} {:>14}",
-        "[h:mm:ss]", "[% CPU]", "[% CPU]", "[credits]", "[credits]", "[credits]", "[credits]"
+        "{:>12} {:>12} {:>13} {:>12} {:>14} {:>14} {:>14} {:>10}",
+        "[h:mm:ss]",
+        "[% CPU]",
+        "[% CPU]",
+        "[credits]",
+        "[credits]",
+        "[credits]",
+        "[credits]",
+        "[s]"
     );
     for s in &result.steps {
         let _ = writeln!(
             out,
-            "{:>12} {:>12.2} {:>13.2} {:>12.3} {:>14.3} {:>14.3} {:>14.3}",
+            "{:>12} {:>12.2} {:>13.2} {:>12.3} {:>14.3} {:>14.3} {:>14.3} {:>10.1}",
             hms(s.t_end_s),
             s.utilization_demanded,
             s.utilization,
             s.credit_usage,
             s.credit_balance,
             s.surplus_credit_balance,
-            s.surplus_credits_charged
+            s.surplus_credits_charged,
+            s.held_at_baseline_s
         );
     }
     let _ = writeln!(out);
@@ -121,8 +130,16 @@ pub fn summary_lines(s: &Summary) -> Vec<(&'static str, String)> {
         ("credits_earned", num(s.credits_earned, 3)),
         ("credits_discarded", num(s.credits_discarded, 3)),
         ("launch_credits_granted", num(s.launch_credits_granted, 3)),
+        (
+            "launch_credit_grants_refused",
+            format!(
+                "{} (limit {} per rolling 24 h)",
+                s.launch_credit_grants_refused, s.launch_credit_limit
+            ),
+        ),
         ("surplus_credits_charged", num(s.surplus_credits_charged, 3)),
         ("surplus_cost_usd", format!("{:.2}", s.surplus_cost_usd)),
+        ("surplus_owed_usd", format!("{:.2}", s.surplus_owed_usd)),
         ("price_per_vcpu_hour_usd", num(s.price_per_vcpu_hour_usd, 4)),
         ("final_balance", num(s.final_balance, 3)),
         ("final_surplus_balance", num(s.final_surplus_balance, 3)),

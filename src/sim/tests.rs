@@ -48,6 +48,10 @@ fn t2_micro_full_bank_at_100_percent_is_held_after_160_minutes_whatever_the_segm
     assert_eq!(one.steps[32].utilization, 10.0);
     assert_eq!(one.steps[32].utilization_demanded, 100.0);
     assert_eq!(one.steps[32].credit_usage, 0.5); // 30 s of CPU in 300 s
+    assert_eq!(one.steps[31].held_at_baseline_s, 0.0);
+    assert_eq!(one.steps[32].held_at_baseline_s, 300.0);
+    let held: f64 = one.steps.iter().map(|s| s.held_at_baseline_s).sum();
+    assert_eq!(held, s.held_at_baseline_s);
     assert_eq!(one.steps.len(), 67); // 66 full steps and 200 s
     assert_eq!(one.steps[66].t_end_s, 20_000.0);
 
@@ -398,4 +402,150 @@ fn marks_do_not_depend_on_segment_cuts_and_a_final_stop_lasts_to_the_end() {
     let same = run(&cfg, &[Segment::secs(60, 5.0).with_event(Event::Standard)]);
     assert_eq!(same.marks.events.len(), 1);
     assert!(same.marks.mode_changes(Mode::Standard).is_empty());
+}
+
+/// `n` stop/start pairs, `gap` seconds apart, after a first segment of `gap` seconds.
+fn stop_starts(n: usize, gap: u64) -> Vec<Segment> {
+    let mut trace = vec![Segment::secs(gap, 0.0)];
+    for _ in 0..n {
+        trace.push(Segment::secs(0, 0.0).with_event(Event::Stop));
+        trace.push(Segment::secs(gap, 0.0).with_event(Event::Start));
+    }
+    trace
+}
+
+/// AWS, EC2 User Guide, "Standard mode concepts" (launch credit limits): "There is a limit to
+/// the number of times T2 Standard instances can receive launch credits. The default limit
+/// is 100 launches or starts of all T2 Standard instances combined per account, per Region,
+/// per rolling 24-hour period. For example, the limit is reached when one instance is stopped
+/// and started 100 times within a 24-hour period". And: "If the limit is exceeded, launch
+/// credits are not allocated."
+#[test]
+fn launch_credit_limit_refuses_grants_beyond_100_per_rolling_24h() {
+    // The launch and 150 stop/starts in 5 hours: 151 starts, 100 grants, 51 refused.
+    let cfg = config("t2.micro");
+    let r = run(&cfg, &stop_starts(150, 119));
+    let s = &r.summary;
+    assert_eq!(s.duration_s, 151.0 * 119.0);
+    assert_eq!(s.launch_credits_granted, 100.0 * 30.0);
+    assert_eq!(s.launch_credit_grants_refused, 51);
+    assert_eq!(s.launch_credit_limit, 100);
+    // The last start got none: T2 lost everything at the stop, so it has only 119 s of earning.
+    assert_eq!(s.final_balance, 0.198333); // 6 × 119 / 3600, to 6 decimals
+
+    // --launch-credit-limit 2; starts at 0, 8 h, 16 h (refused) and 24 h: the grant at 0 has
+    // left the rolling window at 24 h.
+    let mut cfg = config("t2.micro");
+    cfg.launch_credit_limit = 2;
+    let r = run(&cfg, &stop_starts(3, 8 * 3600));
+    assert_eq!(r.summary.launch_credits_granted, 3.0 * 30.0);
+    assert_eq!(r.summary.launch_credit_grants_refused, 1);
+    // An amount given with --launch-credits is limited the same way.
+    cfg.launch_credits = Some(Credits::whole(5));
+    let r = run(&cfg, &stop_starts(3, 8 * 3600));
+    assert_eq!(r.summary.launch_credits_granted, 3.0 * 5.0);
+    assert_eq!(r.summary.launch_credit_grants_refused, 1);
+    // Starts that grant nothing anyway (T3) are not refusals.
+    let r = run(&config("t3.micro"), &stop_starts(150, 119));
+    assert_eq!(r.summary.launch_credit_grants_refused, 0);
+}
+
+/// AWS, CloudWatch metric `CPUSurplusCreditsCharged`: "Spent surplus credits are charged when
+/// any of the following occurs: The spent surplus credits exceed the maximum number of credits
+/// that the instance can earn in a 24-hour period. [...] The instance is stopped or
+/// terminated. The instance is switched from unlimited to standard." Surplus still owed at
+/// the end of a trace is billed at the next of these, so it belongs in the cost; SPEC §4: t3.large
+/// against m5.large "costs the same at about 42.5% average CPU".
+#[test]
+fn cost_comparison_counts_the_surplus_still_owed_and_agrees_with_the_break_even() {
+    let mut cfg = config("t3.large"); // unlimited, 2 vCPU, 36 credits/h
+    cfg.compare = Some(ComparePrices {
+        instance_hourly_usd: 0.0835,
+        compare_hourly_usd: 0.096,
+    });
+    // 50% for 24 h: 60 credits/h spent, 36 earned: 576 surplus owed, below the 864 limit, so
+    // none charged yet; at $0.05/60 per credit that is $0.48.
+    let r = run(&cfg, &[Segment::secs(86_400, 50.0)]);
+    let s = &r.summary;
+    assert_eq!(s.final_surplus_balance, 576.0);
+    assert_eq!(s.surplus_credits_charged, 0.0);
+    assert_eq!(s.surplus_cost_usd, 0.0);
+    assert_eq!(s.surplus_owed_usd, 0.48);
+    let c = s.comparison.as_ref().unwrap();
+    assert!((c.break_even_utilization.unwrap() - 42.5).abs() < 1e-9);
+    assert!((c.burstable_cost_usd - (2.004 + 0.48)).abs() < 1e-9);
+    assert!((c.fixed_cost_usd - 2.304).abs() < 1e-9);
+    assert_eq!(c.cheaper, "fixed"); // 50% is above the 42.5% break-even
+
+    // Below the break-even the burstable one is cheaper, surplus owed included: 40% for 24 h
+    // owes 288 credits ($0.24).
+    let r = run(&cfg, &[Segment::secs(86_400, 40.0)]);
+    let c = r.summary.comparison.unwrap();
+    assert_eq!(r.summary.surplus_owed_usd, 0.24);
+    assert!((c.burstable_cost_usd - (2.004 + 0.24)).abs() < 1e-9);
+    assert_eq!(c.cheaper, "burstable");
+
+    // Whether the trace ends with a stop (surplus charged) or not (owed), the cost is the same.
+    let stopped = run(
+        &cfg,
+        &[
+            Segment::secs(86_400, 50.0),
+            Segment::secs(0, 0.0).with_event(Event::Stop),
+        ],
+    );
+    let s = &stopped.summary;
+    assert_eq!((s.surplus_cost_usd, s.surplus_owed_usd), (0.48, 0.0));
+    let c = s.comparison.as_ref().unwrap();
+    assert!((c.burstable_cost_usd - (2.004 + 0.48)).abs() < 1e-9);
+}
+
+/// Issue 16 item 5: a step's utilisation is its average. A t2.micro with 9 credits at 100%
+/// runs out after 9 / (1 − 0.1) = 10 min, then gets its 10% baseline: the hour averages
+/// (10 × 100% + 50 × 10%) / 60 = 25%, and `held_at_baseline_s` says 50 min of it were held.
+/// `credits_exhausted_at_s` is when it first ran short: 600 s here, 0 when it starts at zero
+/// and bursts at once, `None` (JSON null, "never") when it never runs short.
+#[test]
+fn a_step_shows_its_average_and_how_long_it_was_held() {
+    let mut cfg = config("t2.micro");
+    cfg.initial_credits = Credits::whole(9);
+    cfg.launch_credits = Some(Credits::ZERO);
+    cfg.step_ns = 3600 * NS_PER_SEC;
+    let r = run(&cfg, &[Segment::secs(3600, 100.0)]);
+    assert_eq!(r.steps.len(), 1);
+    assert_eq!(r.steps[0].utilization_demanded, 100.0);
+    assert_eq!(r.steps[0].utilization, 25.0);
+    assert_eq!(r.steps[0].held_at_baseline_s, 3000.0);
+    assert_eq!(r.summary.credits_exhausted_at_s, Some(600.0));
+
+    cfg.initial_credits = Credits::ZERO;
+    let r = run(&cfg, &[Segment::secs(3600, 100.0)]);
+    assert_eq!(r.summary.credits_exhausted_at_s, Some(0.0));
+    assert_eq!(r.steps[0].utilization, 10.0);
+    assert_eq!(r.steps[0].held_at_baseline_s, 3600.0);
+
+    let r = run(&cfg, &[Segment::secs(3600, 10.0)]);
+    assert_eq!(r.summary.credits_exhausted_at_s, None);
+    assert_eq!(r.steps[0].held_at_baseline_s, 0.0);
+}
+
+/// Issue 16 item 6. Microsoft: "Max Banked Credits = The maximum number/upper limit of credits
+/// a B-series virtual machine can accumulate. Upon reaching this upper limit, a B-series VM can
+/// no longer accumulate more credits." Its worked example (B16ms) adds the 480 initial credits
+/// and the hourly 162 into one "Credits available" column. So an idle B1s shows 144 after 48 h
+/// (it showed 174 while initial credits were kept outside the limit, as AWS does for T2).
+#[test]
+fn idle_b1s_shows_its_max_banked_144_after_48h() {
+    let r = run(&config("B1s"), &[Segment::secs(48 * 3600, 0.0)]);
+    let s = &r.summary;
+    assert_eq!(s.initial_balance, 30.0);
+    assert_eq!(s.launch_credits_granted, 30.0);
+    assert_eq!(s.final_balance, 144.0);
+    assert_eq!(
+        r.steps.iter().map(|s| s.credit_balance).fold(0.0, f64::max),
+        144.0
+    );
+    // 19 h of earning fills the bank: 30 + 19 × 6 = 144.
+    assert_eq!(r.steps[19 * 12 - 1].credit_balance, 144.0);
+    assert_eq!(r.steps[19 * 12 - 2].credit_balance, 143.5);
+    assert_eq!(s.credits_discarded, 48.0 * 6.0 - 114.0);
 }
