@@ -3,7 +3,7 @@
 //! per-family defaults and their change history) lives in the state file's `extra["api"]`, so
 //! it survives restarts with the balances.
 
-use super::errors::ApiError;
+use super::errors::{Answer, ApiError};
 use super::types::*;
 use crate::agent::persist::Sections;
 use crate::agent::view::workload_views;
@@ -33,40 +33,6 @@ pub struct Call {
     /// Root or a member of `[api] admin_group`: may change things.
     pub admin: bool,
     pub request: Request,
-}
-
-/// HTTP status and JSON body.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Answer {
-    pub status: u16,
-    pub body: serde_json::Value,
-}
-
-impl Answer {
-    pub fn ok<T: Serialize>(body: &T) -> Answer {
-        match serde_json::to_value(body) {
-            Ok(body) => Answer { status: 200, body },
-            Err(e) => ApiError::Internal(format!("cannot encode the answer: {e}")).answer(),
-        }
-    }
-
-    pub fn error(status: u16, code: &str, message: impl Into<String>) -> Answer {
-        let e = ErrorResponse {
-            error: ErrorBody {
-                code: code.to_string(),
-                message: message.into(),
-            },
-        };
-        Answer {
-            status,
-            body: serde_json::to_value(e).unwrap_or_default(),
-        }
-    }
-
-    /// The error code when this answer is an error.
-    pub fn code(&self) -> Option<&str> {
-        self.body.get("Error")?.get("Code")?.as_str()
-    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -1,9 +1,44 @@
 //! Why a request failed, typed, and the one place that turns each kind into an HTTP status
 //! and an EC2 error code (as linkerd's `errors/respond.rs` does for its proxy errors). Handlers
-//! return `Result<_, ApiError>`; only [`ApiError::answer`] knows statuses and codes.
+//! return `Result<_, ApiError>`; only [`ApiError::answer`] knows statuses and codes. An
+//! [`Answer`] is what goes back: a status and a JSON body.
 
-use super::actions::Answer;
-use super::types::{code, Action};
+use super::types::{code, Action, ErrorBody, ErrorResponse};
+use serde::Serialize;
+
+/// HTTP status and JSON body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: serde_json::Value,
+}
+
+impl Answer {
+    pub fn ok<T: Serialize>(body: &T) -> Answer {
+        match serde_json::to_value(body) {
+            Ok(body) => Answer { status: 200, body },
+            Err(e) => ApiError::Internal(format!("cannot encode the answer: {e}")).answer(),
+        }
+    }
+
+    pub fn error(status: u16, code: &str, message: impl Into<String>) -> Answer {
+        let e = ErrorResponse {
+            error: ErrorBody {
+                code: code.to_string(),
+                message: message.into(),
+            },
+        };
+        Answer {
+            status,
+            body: serde_json::to_value(e).unwrap_or_default(),
+        }
+    }
+
+    /// The error code when this answer is an error.
+    pub fn code(&self) -> Option<&str> {
+        self.body.get("Error")?.get("Code")?.as_str()
+    }
+}
 
 /// A failed request (or, for a batch, a failed item), with the message for the caller.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

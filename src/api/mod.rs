@@ -13,8 +13,9 @@ pub mod types;
 
 use crate::ask::{AskError, Asker, Reply};
 use crate::http::{self, Body};
-use actions::{Answer, Call};
+use actions::Call;
 use auth::{may_modify, GroupDb};
+use errors::Answer;
 use errors::ApiError;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;

@@ -4,8 +4,9 @@
 //! other-uid test). All on tokio's paused clock: the loop's waits and the tests' sleeps are
 //! virtual time, so a 5 s rescan costs nothing.
 
-use super::actions::{Answer, Call, Engine};
+use super::actions::{Call, Engine};
 use super::client::call;
+use super::errors::Answer;
 use super::types::*;
 use super::*;
 use crate::agent::fake::Fake;

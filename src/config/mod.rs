@@ -4,9 +4,9 @@
 //! allowed. Unknown keys are errors (`deny_unknown_fields`), so a misspelt key is never
 //! silently ignored.
 //!
-//! One file per section: `raw` (the file as deserialized, and error positions), `agent`,
+//! One file per section: `raw` (error positions, shared by all), `agent`,
 //! `workloads`, `profiles`, `servers` (`[metrics]`, `[api]`), `containers`. A new section is a new file
-//! with its raw and resolved forms, and one field in [`Config`] and in `raw::RawFile`.
+//! with its raw and resolved forms, and one field in [`Config`] and in [`RawFile`].
 
 mod agent;
 mod containers;
@@ -22,9 +22,33 @@ pub use servers::{ApiConfig, MetricsConfig, DEFAULT_API_SOCKET, DEFAULT_METRICS_
 pub use workloads::{valid_workload_name, ContainerSource, Source, WorkloadSpec};
 
 use crate::credit::Profile;
-use raw::{Ctx, RawFile};
+use agent::RawAgent;
+use profiles::RawProfile;
+use raw::Ctx;
+use serde::Deserialize;
+use servers::{RawApi, RawMetrics};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use toml::Spanned;
+use workloads::RawWorkload;
+
+/// The whole file, one field per section.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    agent: RawAgent,
+    #[serde(default)]
+    workload: Vec<RawWorkload>,
+    #[serde(default)]
+    profiles: BTreeMap<String, Spanned<RawProfile>>,
+    #[serde(default)]
+    metrics: RawMetrics,
+    #[serde(default)]
+    api: RawApi,
+    #[serde(default)]
+    containers: containers::RawContainers,
+}
 
 /// A whole validated configuration.
 #[derive(Clone, PartialEq, Debug)]

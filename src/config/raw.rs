@@ -1,33 +1,10 @@
-//! The raw TOML: the file as deserialized (each section's raw form lives with its section),
-//! and the positions errors point at.
+//! What every section's reader shares: the positions errors point at ([`Ctx`]) and the mark
+//! of a default ([`spanned`]). The whole file as deserialized is `RawFile` in `mod.rs`; each
+//! section's raw form lives with its section.
 
-use super::agent::RawAgent;
-use super::profiles::RawProfile;
-use super::servers::{RawApi, RawMetrics};
-use super::workloads::RawWorkload;
 use super::ConfigError;
-use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::ops::Range;
 use toml::Spanned;
-
-/// The whole file, one field per section.
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawFile {
-    #[serde(default)]
-    pub(super) agent: RawAgent,
-    #[serde(default)]
-    pub(super) workload: Vec<RawWorkload>,
-    #[serde(default)]
-    pub(super) profiles: BTreeMap<String, Spanned<RawProfile>>,
-    #[serde(default)]
-    pub(super) metrics: RawMetrics,
-    #[serde(default)]
-    pub(super) api: RawApi,
-    #[serde(default)]
-    pub(super) containers: super::containers::RawContainers,
-}
 
 pub(super) fn spanned<T>(v: T) -> Spanned<T> {
     // Defaults have no place in the file; an empty span marks them.
