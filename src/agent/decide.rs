@@ -55,6 +55,15 @@ pub fn quota_for(ceiling: Rate, period_us: u64, host_cpus: u32) -> Quota {
     Quota::limited(ceiling.quota_us(period).max(1000), period)
 }
 
+/// Whether a quota found on a cgroup burstd has no record of is one burstd itself writes for
+/// `profile`: its baseline hold, as [`quota_for`] gives it. After the state file is moved away
+/// (what burstd's own message for a corrupt file suggests), the cgroup still carries the hold
+/// an earlier burstd wrote; recording that as the cgroup's original would write the cap back at
+/// exit and leave the workload held for good.
+pub fn is_own_hold(found: Quota, profile: &Profile, period_us: u64, host_cpus: u32) -> bool {
+    found.quota_us.is_some() && found == quota_for(profile.baseline(), period_us, host_cpus)
+}
+
 /// The landing of a hold decided by one step: the balance went from `before` to `overdrawn`
 /// below zero over `dt_raw` real ns at time scale `k_milli`/1000.
 pub fn hold_landing(before: Credits, overdrawn: Credits, dt_raw: u64, k_milli: u64) -> HoldLanding {

@@ -3,10 +3,10 @@
 //! releasing what is no longer configured, and what is left behind at exit.
 
 use super::control::Agent;
-use super::decide::Scaled;
+use super::decide::{self, Scaled};
 use super::discover::{Found, Lookup};
 use super::workload::WorkloadEvent;
-use crate::cgroup::{is_self_or_ancestor, Fit};
+use crate::cgroup::{is_self_or_ancestor, Fit, Quota};
 use crate::config::{AgentConfig, Source, WorkloadSpec};
 use crate::credit::{Credits, Mode, Rate};
 use tracing::{debug, info, warn};
@@ -137,8 +137,19 @@ impl Agent {
         };
         let id = handle.id();
         let current = handle.read_quota().ok();
-        let original = current.filter(|_| self.workloads[i].original_quota.is_none());
         let (profile, policy) = (self.workloads[i].profile.clone(), self.config.policy);
+        let original = current
+            .filter(|_| self.workloads[i].original_quota.is_none())
+            .map(|q| {
+                if decide::is_own_hold(q, &profile, self.config.period_us, self.host_cpus) {
+                    warn!(workload = %self.workloads[i].name, cgroup = %path, quota = ?q,
+                        "the cgroup's quota is burstd's own baseline hold (an earlier burstd's, whose state is gone): \
+                         its original is taken as no limit, restored at exit");
+                    Quota::unlimited(q.period_us)
+                } else {
+                    q
+                }
+            });
         let k = self.config.time_scale_milli;
         let w = &mut self.workloads[i];
         if let Some(q) = original {

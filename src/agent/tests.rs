@@ -599,3 +599,41 @@ fn a_workload_stays_small() {
     let n = std::mem::size_of::<super::Workload>();
     assert!(n <= 528, "Workload is {n} bytes");
 }
+
+/// Issue 13 item 9: the state file moved away (burstd's own advice for a corrupt one) while a
+/// workload was held. The cgroup still has the hold; it must not become the "original" that
+/// the exit writes back, leaving the workload capped with no burstd to release it.
+#[test]
+fn a_hold_left_by_an_earlier_burstd_is_not_recorded_as_the_original() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Manual::new(4);
+    m.fake.add("burn", 1000);
+    // What an earlier burstd wrote for t3.micro at zero credits: the 0.2-core baseline.
+    m.fake
+        .external_write("burn", Quota::limited(20_000, 100_000));
+    let c = cfg(STD, dir.path());
+    let mut a = m.agent(&c, vec![]);
+    a.rescan(m.t(), 0);
+    assert_eq!(
+        a.get("burn").unwrap().original_quota,
+        Some(Quota::unlimited(100_000))
+    );
+    a.on_exit();
+    assert_eq!(
+        m.fake.group("burn").unwrap().quota,
+        Quota::unlimited(100_000)
+    );
+
+    // Any other limit the owner set is the original, and comes back at exit.
+    let m = Manual::new(4);
+    m.fake.add("burn", 1000);
+    m.fake
+        .external_write("burn", Quota::limited(30_000, 100_000));
+    let mut a = m.agent(&c, vec![]);
+    a.rescan(m.t(), 0);
+    a.on_exit();
+    assert_eq!(
+        m.fake.group("burn").unwrap().quota,
+        Quota::limited(30_000, 100_000)
+    );
+}
