@@ -221,7 +221,7 @@ const WORKLOAD_FAMILIES: &[WorkloadFamily] = &[
     },
     WorkloadFamily {
         name: "burstd_workload_held_at_baseline",
-        help: "1 while a standard workload is held at its baseline",
+        help: "1 while a standard workload is held at its baseline by a quota the kernel accepted",
         kind: Kind::Gauge,
         value: |w| Some(f64::from(u8::from(w.held_at_baseline))),
     },

@@ -19,6 +19,8 @@ pub struct FakeGroup {
     pub writes: u64,
     /// Full samples (usage and throttling counters) taken.
     pub full_reads: u64,
+    /// Quota writes fail with EROFS (a read-only bind mount over the file).
+    pub read_only: bool,
     at_ns: u64,
 }
 
@@ -87,6 +89,7 @@ impl Fake {
                 throttled_ns: 0,
                 writes: 0,
                 full_reads: 0,
+                read_only: false,
                 at_ns: now,
             },
         );
@@ -103,6 +106,13 @@ impl Fake {
         if let Some(g) = self.lock().groups.get_mut(path) {
             g.advance(now, host);
             g.quota = q;
+        }
+    }
+
+    /// Makes the cgroup's quota file refuse writes (or accept them again).
+    pub fn set_read_only(&self, path: &str, read_only: bool) {
+        if let Some(g) = self.lock().groups.get_mut(path) {
+            g.read_only = read_only;
         }
     }
 
@@ -173,10 +183,19 @@ impl Cgroup for FakeHandle {
         if self.last == Some(q) {
             return Ok(WriteOutcome::Unchanged);
         }
+        let path = self.path.clone();
         self.with(|g| {
+            if g.read_only {
+                return Err(CgroupError::Write {
+                    path: PathBuf::from(&path),
+                    value: format!("{q:?}"),
+                    source: std::io::Error::from_raw_os_error(30), // EROFS
+                });
+            }
             g.quota = q;
             g.writes += 1;
-        })?;
+            Ok(())
+        })??;
         self.last = Some(q);
         Ok(WriteOutcome::Written)
     }

@@ -637,3 +637,39 @@ fn a_hold_left_by_an_earlier_burstd_is_not_recorded_as_the_original() {
         Quota::limited(30_000, 100_000)
     );
 }
+
+/// Issue 13 item 8: with the quota file read-only (a bind mount over it), the model says held
+/// but the kernel holds nothing: the view (and so `burstd_workload_held_at_baseline`) must say
+/// what the kernel has, and the write is retried and counted until it succeeds.
+#[test]
+fn held_is_reported_only_once_the_kernel_has_the_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Manual::new(4);
+    m.fake.add("burn", 1000);
+    let c = cfg(STD, dir.path());
+    let mut a = m.agent(&c, vec![]);
+    a.rescan(m.t(), 0);
+    m.fake.set_read_only("burn", true);
+    m.run(&mut a, 2 * S);
+    assert!(a.get("burn").unwrap().bucket.held);
+    let view = |a: &Agent| {
+        super::view::workload_views(a)
+            .into_iter()
+            .find(|v| v.instance_id == "burn")
+            .unwrap()
+    };
+    let v = view(&a);
+    assert!(!v.held_at_baseline);
+    // In force: the 2-core limit written at the start, not the 0.2-core baseline.
+    assert_eq!(v.ceiling_cores, Some(2.0));
+    assert!(a.health.cgroup_write_errors > 0);
+    m.fake.set_read_only("burn", false);
+    m.run(&mut a, S);
+    let v = view(&a);
+    assert!(v.held_at_baseline);
+    assert_eq!(v.ceiling_cores, Some(0.2));
+    assert_eq!(
+        m.fake.group("burn").unwrap().quota,
+        Quota::limited(20_000, 100_000)
+    );
+}

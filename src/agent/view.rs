@@ -3,6 +3,7 @@
 //! so the two never disagree.
 
 use super::control::Agent;
+use super::decide::quota_for;
 use crate::credit::{time_to_exhaustion, NS_PER_SEC};
 use serde::{Deserialize, Serialize};
 
@@ -89,7 +90,15 @@ pub fn workload_views(agent: &Agent) -> Vec<WorkloadView> {
                 ceiling_cores: Some(ceiling),
                 baseline_cores: w.profile.baseline().as_cores(),
                 usage_cores: w.usage_rate.as_cores(),
-                held_at_baseline: b.held,
+                // Held as the kernel sees it: the model says held and the quota that holds it
+                // was written (not while the write fails: the cores say what is in force).
+                held_at_baseline: b.held
+                    && w.written
+                        == Some(quota_for(
+                            w.ceiling_in_force(&agent.config.policy),
+                            agent.config.period_us,
+                            agent.host_cpus(),
+                        )),
                 // Held: exhausted now, although at its baseline it no longer drains. The model
                 // runs on the scaled clock: real time = scaled / time_scale.
                 seconds_until_exhausted: if b.held {
