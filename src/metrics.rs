@@ -109,6 +109,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "burstd_cgroup_read_errors_total",
     "burstd_external_quota_changes_total",
     "burstd_container_label_errors_total",
+    "burstd_workload_name_collisions_total",
     "burstd_cgroup_files_open",
     "burstd_state_saves_total",
     "burstd_state_save_failures_total",
@@ -370,6 +371,12 @@ pub fn registry(s: &Scrape) -> Registry {
         "burstd_container_label_errors",
         "Containers left alone because of a bad burstd.* label (each container counted once)",
         s.health.container_label_errors,
+    );
+    counter(
+        &mut r,
+        "burstd_workload_name_collisions",
+        "Cgroups left alone because another cgroup already had their workload name (each counted once)",
+        s.health.name_collisions,
     );
     gauge(
         &mut r,

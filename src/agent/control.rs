@@ -43,6 +43,8 @@ pub struct Agent {
     pub(super) wakes: BinaryHeap<Reverse<(u64, usize)>>,
     pub(super) limiter: LaunchLimiter,
     pub(super) health: Health,
+    /// (name, cgroup) refused at the last rescan: the name was another cgroup's.
+    pub(super) refused_names: std::collections::BTreeSet<(String, String)>,
     pub(super) host_cpus: u32,
     /// Cgroup paths of burstd itself: never managed.
     pub(super) own_cgroups: Vec<String>,
@@ -87,6 +89,7 @@ impl Agent {
             wakes: BinaryHeap::new(),
             limiter,
             health: Health::default(),
+            refused_names: Default::default(),
             host_cpus: host_cpus.max(1),
             own_cgroups,
             boot_id,

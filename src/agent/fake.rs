@@ -222,18 +222,22 @@ impl Hierarchy for Fake {
     }
 
     fn glob(&self, pattern: &str) -> Result<Vec<String>, CgroupError> {
-        let (dir, pat) = pattern.rsplit_once('/').unwrap_or(("", pattern));
-        let (pre, post) = pat.split_once('*').unwrap_or((pat, ""));
+        // Element by element, each with at most one `*` (enough for the tests' patterns).
+        let element = |pat: &str, name: &str| {
+            let (pre, post) = pat.split_once('*').unwrap_or((pat, ""));
+            if !pat.contains('*') {
+                return pat == name;
+            }
+            name.starts_with(pre) && name.ends_with(post) && name.len() >= pre.len() + post.len()
+        };
+        let pats: Vec<&str> = pattern.split('/').collect();
         let mut out: Vec<String> = self
             .lock()
             .groups
             .keys()
             .filter(|k| {
-                let (kd, kn) = k.rsplit_once('/').unwrap_or(("", k));
-                kd == dir
-                    && kn.starts_with(pre)
-                    && kn.ends_with(post)
-                    && kn.len() >= pre.len() + post.len()
+                let names: Vec<&str> = k.split('/').collect();
+                names.len() == pats.len() && pats.iter().zip(&names).all(|(p, n)| element(p, n))
             })
             .cloned()
             .collect();

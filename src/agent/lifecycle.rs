@@ -9,6 +9,7 @@ use super::workload::WorkloadEvent;
 use crate::cgroup::{is_self_or_ancestor, Fit, Quota};
 use crate::config::{AgentConfig, Source, WorkloadSpec};
 use crate::credit::{Credits, Mode, Rate};
+use std::collections::{BTreeSet, HashMap};
 use tracing::{debug, info, warn};
 
 impl Agent {
@@ -17,6 +18,8 @@ impl Agent {
     pub fn rescan(&mut self, now_ns: u64, wall_s: u64) {
         let specs = self.specs.clone();
         let mut to_open = Vec::new();
+        let mut claimed: HashMap<String, String> = HashMap::new();
+        let mut refused: BTreeSet<(String, String)> = BTreeSet::new();
         for spec in &specs {
             let found = match self.discover.lookup(spec, &*self.hierarchy) {
                 Ok(Lookup::Cgroups(found)) => found,
@@ -45,7 +48,29 @@ impl Agent {
                 self.workloads.reserve(new);
             }
             self.index.reserve(new);
+            // A name is one workload on one cgroup. The cgroup a running workload is on keeps
+            // its name; any other cgroup that derives the same name is refused, not started
+            // in turn (which would flap between the two and grant launch credits each time).
+            let mut found = found;
+            found.sort_by_key(|f| !self.runs_on(&f.name, &f.cgroup));
             for Found { name, cgroup: path } in found {
+                match claimed.get(&name) {
+                    Some(first) if *first != path => {
+                        if refused.insert((name.clone(), path.clone()))
+                            && !self.refused_names.contains(&(name.clone(), path.clone()))
+                        {
+                            self.health.name_collisions += 1;
+                            warn!(workload = %name, cgroup = %path, managed = %first,
+                                "refusing a cgroup whose workload name another cgroup already has; \
+                                 rename the cgroup or narrow the match");
+                        }
+                        continue;
+                    }
+                    Some(_) => continue,
+                    None => {
+                        claimed.insert(name.clone(), path.clone());
+                    }
+                }
                 let i = self.ensure(&name, spec);
                 let w = &self.workloads[i];
                 if w.is_running() && w.cgroup.as_deref() == Some(path.as_str()) {
@@ -58,6 +83,8 @@ impl Agent {
                 to_open.push((i, path));
             }
         }
+        // Refusals still in force; one that ended (a cgroup gone) is logged again if it comes back.
+        self.refused_names = refused;
         self.fit_fd_budget(to_open.len());
         for (i, path) in to_open {
             self.open(i, &path, now_ns, wall_s);
@@ -81,6 +108,20 @@ impl Agent {
                 w.seen = true;
             }
         }
+    }
+
+    /// Whether the workload called `name` runs on `cgroup` now.
+    fn runs_on(&self, name: &str, cgroup: &str) -> bool {
+        self.index.get(name).is_some_and(|&i| {
+            let w = &self.workloads[i];
+            w.is_running() && w.cgroup.as_deref() == Some(cgroup)
+        })
+    }
+
+    /// The cgroups refused at the last rescan because their workload name was taken, as
+    /// (name, refused cgroup), for `burstd check` and the logs.
+    pub fn refused_names(&self) -> &BTreeSet<(String, String)> {
+        &self.refused_names
     }
 
     /// Plans the descriptor budget for the running handles plus `opening` new ones, and fits

@@ -673,3 +673,42 @@ fn held_is_reported_only_once_the_kernel_has_the_quota() {
         Quota::limited(20_000, 100_000)
     );
 }
+
+/// Issue 13 item 5 at run time: two cgroups a glob derives one name from (`*/w` matching
+/// `a/w` and `b/w`). The first keeps the name for as long as it lives; the other is refused,
+/// counted once and listed, never started in turn — no flapping, launch credits granted once.
+#[test]
+fn two_matches_with_one_name_do_not_take_turns() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Manual::new(4);
+    m.fake.add("a/w", 100);
+    m.fake.add("b/w", 100);
+    let c = cfg(
+        "[[workload]]\nname = \"g\"\nmatch = \"*/w\"\nprofile = \"t2.micro\"\n",
+        dir.path(),
+    );
+    let mut a = m.agent(&c, vec![]);
+    for k in 0..10 {
+        a.rescan(m.t(), k);
+        m.run(&mut a, S);
+    }
+    let w = a.get("g/w").unwrap();
+    let first = w.cgroup.clone().unwrap();
+    assert!(w.is_running());
+    // t2.micro: 30 launch credits, once.
+    assert_eq!(w.bucket.totals.launch_granted, Credits::whole(30));
+    assert_eq!(a.health().name_collisions, 1);
+    let other = if first == "a/w" { "b/w" } else { "a/w" };
+    assert_eq!(
+        a.refused_names().iter().collect::<Vec<_>>(),
+        [&("g/w".to_string(), other.to_string())]
+    );
+    // The first cgroup goes: the name is free, and the other cgroup gets it.
+    m.fake.remove_group(&first);
+    m.run(&mut a, 2 * S);
+    a.rescan(m.t(), 20);
+    let w = a.get("g/w").unwrap();
+    assert_eq!(w.cgroup.as_deref(), Some(other));
+    assert!(w.is_running());
+    assert!(a.refused_names().is_empty());
+}

@@ -17,6 +17,9 @@ pub struct Health {
     pub cgroup_files_open: u64,
     /// Containers left alone because of their `burstd.*` labels.
     pub container_label_errors: u64,
+    /// Cgroups refused because another cgroup already had their derived workload name (two
+    /// glob matches with the same last element); each cgroup counted once.
+    pub name_collisions: u64,
 }
 
 /// A managed workload at run time. There can be 10,000 of them in one `Vec`: keep it small

@@ -98,17 +98,30 @@ pub fn run_check(args: CheckArgs) -> ExitCode {
     }
     let hierarchy = layout.hierarchy();
     let mut discover = Discoverer::system();
+    // Workload name → the cgroup that has it: a second cgroup deriving the same name (two
+    // glob matches with one last element) is refused by the agent, so it is a problem here.
+    let mut named: std::collections::HashMap<String, String> = Default::default();
     for w in &cfg.workloads {
         // What the agent's rescan would find now; a source that cannot be asked finds nothing.
-        let paths: Vec<String> = match discover.lookup(w, &*hierarchy) {
-            Ok(Lookup::Cgroups(found)) => found.into_iter().map(|f| f.cgroup).collect(),
+        let found = match discover.lookup(w, &*hierarchy) {
+            Ok(Lookup::Cgroups(found)) => found,
             Ok(Lookup::NotRunning) | Err(_) => Vec::new(),
         };
         let what = format!("{} ({}, {})", w.name, w.profile.name, w.mode);
-        if paths.is_empty() {
+        if found.is_empty() {
             println!("workload      {what}: no cgroup now (treated as stopped until it appears)");
         }
-        for p in paths {
+        for f in found {
+            let p = f.cgroup;
+            if let Some(first) = named.get(&f.name) {
+                problems += 1;
+                println!(
+                    "workload      {what}: {p} REFUSED: its name {:?} is {first}'s; rename the cgroup or narrow the match",
+                    f.name
+                );
+                continue;
+            }
+            named.insert(f.name, p.clone());
             match hierarchy.open(&p) {
                 Ok(mut h) => {
                     let q = h

@@ -340,3 +340,16 @@ fn an_explicit_mode_is_remembered_as_such() {
     assert!(!c.workloads[0].mode_explicit);
     assert!(c.workloads[3].mode_explicit);
 }
+
+/// Issue 13 item 5: `g/x` beside a glob named `g` (which derives `g/<last element>`) made the
+/// daemon flap between two cgroups under one name, granting launch credits at every flap.
+#[test]
+fn a_name_under_a_globs_name_is_refused() {
+    let e = err("[[workload]]\nname = \"g/x\"\ncgroup = \"solo/x\"\n[[workload]]\nname = \"g\"\nmatch = \"gl/*\"\n");
+    assert!(
+        e.contains(":2:8: [[workload]] name \"g/x\" is under \"g\", whose match = … names its matches \"g\"/<last element>"),
+        "{e}"
+    );
+    // A name that merely starts with the same letters is no collision.
+    assert!(parse_str("[[workload]]\nname = \"gx\"\ncgroup = \"solo/x\"\n[[workload]]\nname = \"g\"\nmatch = \"gl/*\"\n").is_ok());
+}

@@ -217,5 +217,27 @@ pub(super) fn workloads(
         }
         workloads.push(spec);
     }
+    // A glob's matches are named `<name>/<last element>`: every name under a glob's own is
+    // reserved for its matches, or the two would take turns at one workload (and its credits).
+    for (w, spec) in raw.iter().zip(&workloads) {
+        let owner = workloads.iter().find(|o| {
+            o.name != spec.name
+                && matches!(o.source, Source::Match(_))
+                && spec
+                    .name
+                    .strip_prefix(o.name.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+        });
+        if let Some(o) = owner {
+            return Err(cx.err(
+                w.name.span(),
+                format!(
+                    "[[workload]] name {:?} is under {:?}, whose match = … names its matches \
+                     {:?}/<last element>: the two would share a name; rename one",
+                    spec.name, o.name, o.name
+                ),
+            ));
+        }
+    }
     Ok(workloads)
 }
