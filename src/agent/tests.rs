@@ -800,3 +800,67 @@ fn reload_cycles_reuse_released_slots() {
     }
     assert_eq!(a.workloads.len(), 200);
 }
+
+/// Benchmark for BENCHMARKS.md ("under abuse"): a state of 100,000 workloads of a `match`
+/// whose cgroups are all gone. Prints the state file's size and what a save costs the control
+/// loop before (every stopped workload kept, the file written on the loop) and after (the
+/// stopped ones forgotten as EC2 forgets; the loop only copies a snapshot, the writer task does
+/// the I/O). `cargo test --release --lib -- --ignored --nocapture state_of_100k`
+#[test]
+#[ignore = "benchmark"]
+fn bench_state_of_100k_stopped_workloads() {
+    use super::state::SavedWorkload;
+    use crate::credit::{Bucket, LaunchLimiter};
+    use std::time::Instant;
+    for profile in ["t2.micro", "t3.micro"] {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Manual::new(4);
+        let c = cfg(
+            &format!("[[workload]]\nname = \"fleet\"\nmatch = \"fleet/*\"\nprofile = \"{profile}\"\nmode = \"standard\"\n"),
+            dir.path(),
+        );
+        let p = c.workloads[0].profile.clone();
+        let mut a = m.agent(&c, vec![]);
+        let mut s = a.snapshot(0, &Sections::new());
+        for k in 0..100_000u64 {
+            let mut b = Bucket::new_or_standard(&p, Mode::Standard, Credits::whole(10));
+            b.start(&p, &c.agent.policy, 0, &mut LaunchLimiter::unlimited());
+            s.workloads.insert(
+                format!("fleet/w{k:06}"),
+                SavedWorkload {
+                    profile: p.name.clone(),
+                    bucket: b,
+                    cgroup: Some(format!("fleet/w{k:06}")),
+                    cgroup_id: 1000 + k,
+                    usage_ns: 5_000_000_000,
+                    accounted_at_boot_ns: 0,
+                    original_quota: None,
+                    container: None,
+                },
+            );
+        }
+        a.restore(s);
+        let sections = Sections::new();
+        let file = dir.path().join(state::STATE_FILE);
+        let mut stats = super::persist::SaveStats::default();
+        let t = Instant::now();
+        super::persist::save(&a, 10, &sections, &mut stats);
+        let before_s = t.elapsed().as_secs_f64();
+        let before_bytes = std::fs::metadata(&file).unwrap().len();
+        a.rescan(m.t(), 10);
+        let kept = a.workloads().count();
+        let t = Instant::now();
+        let snap = a.snapshot(10, &sections);
+        let loop_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        state::save(dir.path(), &snap).unwrap();
+        let writer_s = t.elapsed().as_secs_f64();
+        let after_bytes = std::fs::metadata(&file).unwrap().len();
+        println!(
+            "{{\"profile\":\"{profile}\",\"workloads\":100000,\"before_file_bytes\":{before_bytes},\
+             \"before_save_on_loop_s\":{before_s:.4},\"kept_after_stop\":{kept},\
+             \"after_file_bytes\":{after_bytes},\"after_on_loop_s\":{loop_s:.4},\
+             \"after_writer_s\":{writer_s:.4}}}"
+        );
+    }
+}
