@@ -6,16 +6,22 @@
 
 use crate::cgroup::Quota;
 use crate::credit::{Bucket, LaunchLimiter};
+use rustix::fs::{AtFlags, Mode, OFlags};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::fs::{self, File};
+use std::io::{BufWriter, Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 /// Version of the file format this build writes and reads.
 pub const STATE_VERSION: u32 = 1;
 /// File name inside `state_dir`.
 pub const STATE_FILE: &str = "state.json";
+/// The largest state file burstd reads (or writes): 128 MiB, more than twice the 49 MB of
+/// 100,000 workloads. A larger file is refused after reading at most this many bytes and one.
+pub const MAX_STATE_BYTES: u64 = 128 * 1024 * 1024;
 
 /// A quota as stored (the cgroup layer's `Quota` has no serde).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -156,6 +162,8 @@ pub enum StateError {
          run the newer burstd, or move the file away to start from fresh balances"
     )]
     FutureVersion { path: PathBuf, found: u32 },
+    #[error("state directory {dir}: {reason}")]
+    Dir { dir: PathBuf, reason: String },
     #[error("state file {path}: cannot write: {source}")]
     Write {
         path: PathBuf,
@@ -175,12 +183,23 @@ pub fn load(dir: &Path) -> Result<Option<State>, StateError> {
 /// Loads the state from a file path (`burstd exec --state FILE`); `Ok(None)` when it does not
 /// exist yet.
 pub fn load_file(path: &Path) -> Result<Option<State>, StateError> {
-    let path = path.to_path_buf();
-    let text = match fs::read_to_string(&path) {
-        Ok(t) => t,
+    let file = match File::open(path) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(StateError::Read { path, source }),
+        Err(source) => {
+            return Err(StateError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
     };
+    // A file in a directory others can write may have been replaced by any of them.
+    open_dir(&split_path(path).0, false)?;
+    let path = path.to_path_buf();
+    let mut text = String::new();
+    if let Err(source) = file.take(MAX_STATE_BYTES).read_to_string(&mut text) {
+        return Err(StateError::Read { path, source });
+    }
     // Look at the version first, so a newer format is reported as such and not as corrupt.
     // Only the version is kept: a `serde_json::Value` of the whole file would be a tree of
     // ~30 MB at 10,000 workloads, alive while the `State` is built.
@@ -230,8 +249,54 @@ pub fn save_ref<W: Serialize>(dir: &Path, state: &StateRef<'_, W>) -> Result<(),
 
 /// Serializes `value` straight into a temporary file beside `path` (no copy of the whole body
 /// in memory: at 10,000 workloads it is ~5 MB), fsyncs it, renames it over `path` and fsyncs
-/// the directory. The directory is created if missing.
+/// the directory. The directory is created (0700) if missing.
+///
+/// The temporary file is made with `O_CREAT|O_EXCL|O_NOFOLLOW`, mode 0600, after removing
+/// whatever has its name (a stale temporary file, or a symlink planted there: removed, never
+/// followed), so a save can only ever write a file it created itself. The state file is
+/// therefore always 0600 after a save, whatever mode an older file had.
 fn write_atomic<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), StateError> {
+    write_atomic_capped(path, value, MAX_STATE_BYTES)
+}
+
+fn write_atomic_capped<T: Serialize + ?Sized>(
+    path: &Path,
+    value: &T,
+    cap: u64,
+) -> Result<(), StateError> {
+    let (dir, file_name) = split_path(path);
+    let werr = |source| StateError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dirfd = open_dir(&dir, true)?;
+    let tmp = format!(".{file_name}.tmp");
+    let f = create_temp(&dirfd, &tmp).map_err(werr)?;
+    let written = (|| -> std::io::Result<()> {
+        let mut w = Capped {
+            inner: BufWriter::with_capacity(64 * 1024, f),
+            left: cap,
+        };
+        // Compact: at 10,000 workloads a pretty file is ~2× larger and slower to write every
+        // 5 s; `jq . state.json` reads it.
+        serde_json::to_writer(&mut w, value).map_err(std::io::Error::from)?;
+        w.inner.flush()?;
+        let f = w.inner.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        // The old file is untouched; the next save removes this one anyway.
+        let _ = rustix::fs::unlinkat(&dirfd, tmp.as_str(), AtFlags::empty());
+        return Err(werr(e));
+    }
+    rustix::fs::renameat(&dirfd, tmp.as_str(), &dirfd, file_name.as_str())
+        .map_err(|e| werr(e.into()))?;
+    rustix::fs::fsync(&dirfd).map_err(|e| werr(e.into()))?;
+    Ok(())
+}
+
+/// The directory of a state file path and the file's name in it.
+fn split_path(path: &Path) -> (PathBuf, String) {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -240,36 +305,117 @@ fn write_atomic<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), Sta
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| STATE_FILE.to_string());
-    let path = path.to_path_buf();
-    let dir = dir.as_path();
-    let werr = |source| StateError::Write {
-        path: path.clone(),
-        source,
+    (dir, file_name)
+}
+
+/// Opens the state directory, checked (see [`check_dir`]); with `create`, a missing one is
+/// created 0700 (its missing parents too). A symlink as the directory is followed: it is the
+/// administrator's choice (state on another disk), and what it points at is checked.
+fn open_dir(dir: &Path, create: bool) -> Result<OwnedFd, StateError> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let open = || rustix::fs::open(dir, flags, Mode::empty());
+    let io = |e: std::io::Error| StateError::Dir {
+        dir: dir.to_path_buf(),
+        reason: e.to_string(),
     };
-    fs::create_dir_all(dir).map_err(werr)?;
-    let tmp = dir.join(format!(".{file_name}.tmp"));
-    let written = (|| -> std::io::Result<()> {
-        let f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        let mut w = BufWriter::with_capacity(64 * 1024, f);
-        // Compact: at 10,000 workloads a pretty file is ~2× larger and slower to write every
-        // 5 s; `jq . state.json` reads it.
-        serde_json::to_writer(&mut w, value).map_err(std::io::Error::from)?;
-        w.flush()?;
-        let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()
-    })();
-    if let Err(e) = written {
-        // The old file is untouched; the next save truncates this one anyway.
-        let _ = fs::remove_file(&tmp);
-        return Err(werr(e));
+    let fd = match open() {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) if create => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(io)?;
+            let fd = open().map_err(|e| io(e.into()))?;
+            // Exactly 0700 whatever the umask.
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o700)).map_err(|e| io(e.into()))?;
+            fd
+        }
+        Err(e) => return Err(io(e.into())),
+    };
+    let st = rustix::fs::fstat(&fd).map_err(|e| io(e.into()))?;
+    check_dir(
+        st.st_uid,
+        st.st_mode as u32,
+        rustix::process::geteuid().as_raw(),
+    )
+    .map_err(|reason| StateError::Dir {
+        dir: dir.to_path_buf(),
+        reason,
+    })?;
+    Ok(fd)
+}
+
+/// Whether a directory is safe to keep the state file in: owned by burstd's uid or root, and
+/// not writable by group or others (whoever can write the directory can replace the state
+/// file) unless it has the sticky bit (`/tmp` for `burstd exec --state`: there others cannot
+/// rename or remove burstd's files). Refused, not fixed: a mode an administrator chose is not
+/// silently changed; the message says what to run.
+fn check_dir(uid: u32, mode: u32, euid: u32) -> Result<(), String> {
+    let perm = mode & 0o7777;
+    if uid != euid && uid != 0 {
+        return Err(format!(
+            "owned by uid {uid}, not by burstd's uid {euid} or root: its owner could replace \
+             the state file; chown it to uid {euid} (burstd creates it with mode 0700)"
+        ));
     }
-    fs::rename(&tmp, &path).map_err(werr)?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(werr)?;
+    if perm & 0o022 != 0 && perm & 0o1000 == 0 {
+        return Err(format!(
+            "mode {perm:04o} lets group or others write it: any of them could replace the \
+             state file; run chmod go-w on it (burstd creates it with mode 0700)"
+        ));
+    }
     Ok(())
+}
+
+/// Creates `name` in `dir` for writing, mode 0600, never through a symlink: whatever has the
+/// name is removed first (`unlinkat` removes a symlink itself, not its target); if something
+/// appears again between the removal and the creation, it is removed and the creation tried
+/// once more.
+fn create_temp(dir: &OwnedFd, name: &str) -> std::io::Result<File> {
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mode = Mode::from_raw_mode(0o600);
+    let unlink = || match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
+        Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+        Err(e) => Err(std::io::Error::from(e)),
+    };
+    unlink()?;
+    let fd = match rustix::fs::openat(dir, name, flags, mode) {
+        Err(rustix::io::Errno::EXIST) => {
+            unlink()?;
+            rustix::fs::openat(dir, name, flags, mode)?
+        }
+        r => r?,
+    };
+    // Exactly 0600 whatever the umask.
+    rustix::fs::fchmod(&fd, mode)?;
+    Ok(File::from(fd))
+}
+
+/// A writer that fails once more than `left` bytes would be written: a save never writes a
+/// file larger than a load accepts (the old file stays, and the failure is logged and counted
+/// at the save, not found at the next start).
+struct Capped<W> {
+    inner: W,
+    left: u64,
+}
+
+impl<W: Write> Write for Capped<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() as u64 > self.left {
+            return Err(std::io::Error::other(format!(
+                "the state would be larger than {} bytes, the most burstd reads back",
+                MAX_STATE_BYTES
+            )));
+        }
+        let n = self.inner.write(buf)?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// This boot's id; a different one in the state file means the host rebooted since.
@@ -426,5 +572,109 @@ mod tests {
             let e = load(dir.path()).unwrap_err().to_string();
             assert!(e.contains("is corrupt"), "{text}: {e}");
         }
+    }
+
+    fn mode_of(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    /// A symlink planted where the temporary file goes is removed, never followed: its target
+    /// keeps its bytes and its mode (issue 13 item 10: the victim was overwritten).
+    #[test]
+    fn a_planted_temp_symlink_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let state_dir = dir.path().join("state");
+        fs::create_dir(&state_dir).unwrap();
+        fs::set_permissions(
+            &state_dir,
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
+        let victim = outside.path().join("victim");
+        fs::write(&victim, "precious").unwrap();
+        let tmp = state_dir.join(".state.json.tmp");
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        let s = sample_state();
+        save(&state_dir, &s).unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(mode_of(&victim), 0o644);
+        assert_eq!(load(&state_dir).unwrap(), Some(s.clone()));
+        assert!(fs::symlink_metadata(&tmp).is_err(), "the temp file is gone");
+        // A dangling one, and a stale regular temp file, are replaced the same way.
+        std::os::unix::fs::symlink(outside.path().join("new"), &tmp).unwrap();
+        save(&state_dir, &s).unwrap();
+        assert!(!outside.path().join("new").exists());
+        fs::write(&tmp, "stale").unwrap();
+        save(&state_dir, &s).unwrap();
+        assert_eq!(load(&state_dir).unwrap(), Some(s));
+        assert!(fs::symlink_metadata(&tmp).is_err());
+    }
+
+    /// The directory burstd creates is 0700 and the file 0600, whatever the umask, and an
+    /// older world-readable file is 0600 after the next save.
+    #[test]
+    fn state_dir_is_0700_and_file_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = dir.path().join("a").join("b");
+        save(&state_dir, &sample_state()).unwrap();
+        assert_eq!(mode_of(&state_dir), 0o700);
+        assert_eq!(mode_of(&state_path(&state_dir)), 0o600);
+        fs::set_permissions(
+            state_path(&state_dir),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )
+        .unwrap();
+        save(&state_dir, &sample_state()).unwrap();
+        assert_eq!(mode_of(&state_path(&state_dir)), 0o600);
+        // A directory an administrator made 0750 (systemd's StateDirectoryMode) is kept as is.
+        fs::set_permissions(
+            &state_dir,
+            std::os::unix::fs::PermissionsExt::from_mode(0o750),
+        )
+        .unwrap();
+        save(&state_dir, &sample_state()).unwrap();
+        assert_eq!(mode_of(&state_dir), 0o750);
+        // A symlink as the directory is followed (state on another disk).
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&state_dir, &link).unwrap();
+        assert_eq!(load(&link).unwrap(), Some(sample_state()));
+    }
+
+    /// A directory group or others can write is refused by save and load alike, with what to
+    /// do; the file in it is left as it was. A sticky one (`/tmp`) is accepted.
+    #[test]
+    fn a_directory_others_can_write_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = dir.path().join("s");
+        save(&state_dir, &sample_state()).unwrap();
+        let before = fs::read(state_path(&state_dir)).unwrap();
+        fs::set_permissions(
+            &state_dir,
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .unwrap();
+        let e = save(&state_dir, &sample_state()).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "state directory {}: mode 0777 lets group or others write it: any of them could \
+                 replace the state file; run chmod go-w on it (burstd creates it with mode 0700)",
+                state_dir.display()
+            )
+        );
+        let e = load(&state_dir).unwrap_err().to_string();
+        assert!(e.contains("mode 0777 lets group or others write it"), "{e}");
+        assert_eq!(fs::read(state_path(&state_dir)).unwrap(), before);
+        fs::set_permissions(
+            &state_dir,
+            std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+        )
+        .unwrap();
+        save(&state_dir, &sample_state()).unwrap();
+        assert_eq!(load(&state_dir).unwrap(), Some(sample_state()));
+        assert_eq!(check_dir(1000, 0o40700, 0), Err("owned by uid 1000, not by burstd's uid 0 or root: its owner could replace the state file; chown it to uid 0 (burstd creates it with mode 0700)".into()));
+        assert_eq!(check_dir(0, 0o40755, 1000), Ok(()));
     }
 }
