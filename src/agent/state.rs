@@ -5,7 +5,9 @@
 //! start-up with a clear message: balances are never silently reset.
 
 use crate::cgroup::Quota;
-use crate::credit::{Bucket, LaunchLimiter};
+use crate::credit::limiter::DAY_S;
+use crate::credit::units::UNITS_PER_CREDIT;
+use crate::credit::{Bucket, Credits, LaunchLimiter};
 use rustix::fs::{AtFlags, Mode, OFlags};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -25,6 +27,7 @@ pub const MAX_STATE_BYTES: u64 = 128 * 1024 * 1024;
 
 /// A quota as stored (the cgroup layer's `Quota` has no serde).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SavedQuota {
     pub quota_us: Option<u64>,
     pub period_us: u64,
@@ -50,6 +53,7 @@ impl From<SavedQuota> for Quota {
 
 /// One workload's saved state.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SavedWorkload {
     pub profile: String,
     pub bucket: Bucket,
@@ -112,8 +116,11 @@ impl SavedWorkloadRef<'_> {
     }
 }
 
-/// The whole file.
+/// The whole file. A key no burstd of this version writes is refused (`deny_unknown_fields`,
+/// here and in every part of a workload): a new field comes with a new [`STATE_VERSION`] or
+/// goes in `extra`, so a file is never read by a burstd that would drop part of it.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct State {
     pub version: u32,
     /// `/proc/sys/kernel/random/boot_id` at the time of saving.
@@ -145,6 +152,19 @@ fn no_extra(extra: &&BTreeMap<String, serde_json::Value>) -> bool {
     extra.is_empty()
 }
 
+/// What every refusal of a state file advises. Moving the file away is safe but not free:
+/// the balances in it are lost, and a quota found on a cgroup is taken as its original
+/// unless it is burstd's own baseline hold (an earlier burstd's, recognised and put back to no
+/// limit at exit; see `agent::decide::is_own_hold`).
+macro_rules! advice {
+    () => {
+        "burstd will not reset balances silently: inspect it, restore a backup, or move it away \
+         to start over (every saved balance is then lost and each workload starts afresh; a \
+         cgroup still at burstd's own baseline hold is recognised and set back to no limit at \
+         exit, any other quota found is kept as the cgroup's original)"
+    };
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("state file {path}: cannot read: {source}")]
@@ -152,16 +172,27 @@ pub enum StateError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error(
-        "state file {path} is corrupt ({reason}); burstd will not reset balances silently: \
-         inspect it, restore a backup, or move it away to start from fresh balances"
-    )]
+    #[error("state file {path} is corrupt ({reason}); {}", advice!())]
     Corrupt { path: PathBuf, reason: String },
     #[error(
         "state file {path} has version {found}, newer than this burstd understands ({STATE_VERSION}); \
-         run the newer burstd, or move the file away to start from fresh balances"
+         run the newer burstd, or move the file away to start over (every saved balance is then lost)"
     )]
-    FutureVersion { path: PathBuf, found: u32 },
+    FutureVersion { path: PathBuf, found: u64 },
+    /// A field whose value no burstd writes; the file is left as it is.
+    #[error("state file {path}: {field} = {value}: {allowed}; {}", advice!())]
+    Invalid {
+        path: PathBuf,
+        field: String,
+        value: String,
+        allowed: String,
+    },
+    #[error(
+        "state file {path} is larger than {MAX_STATE_BYTES} bytes, the most burstd reads (its own \
+         saves stay below that); only that much was read; {}",
+        advice!()
+    )]
+    TooLarge { path: PathBuf },
     #[error("state directory {dir}: {reason}")]
     Dir { dir: PathBuf, reason: String },
     #[error("state file {path}: cannot write: {source}")]
@@ -182,7 +213,15 @@ pub fn load(dir: &Path) -> Result<Option<State>, StateError> {
 
 /// Loads the state from a file path (`burstd exec --state FILE`); `Ok(None)` when it does not
 /// exist yet.
+///
+/// Refused, leaving the file as it is: a file larger than [`MAX_STATE_BYTES`] (read up to
+/// that and one byte, no further), a version other than [`STATE_VERSION`], a key no burstd
+/// writes, and values no burstd writes (see [`validate`]).
 pub fn load_file(path: &Path) -> Result<Option<State>, StateError> {
+    load_file_capped(path, MAX_STATE_BYTES)
+}
+
+fn load_file_capped(path: &Path, cap: u64) -> Result<Option<State>, StateError> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -196,10 +235,21 @@ pub fn load_file(path: &Path) -> Result<Option<State>, StateError> {
     // A file in a directory others can write may have been replaced by any of them.
     open_dir(&split_path(path).0, false)?;
     let path = path.to_path_buf();
-    let mut text = String::new();
-    if let Err(source) = file.take(MAX_STATE_BYTES).read_to_string(&mut text) {
+    // Sized once from the file's length (at most the cap and one byte): a large file is not
+    // read into a buffer that doubles as it grows.
+    let len = file.metadata().map_or(0, |m| m.len());
+    let mut bytes = Vec::with_capacity(len.min(cap.saturating_add(1)) as usize);
+    if let Err(source) = file.take(cap.saturating_add(1)).read_to_end(&mut bytes) {
         return Err(StateError::Read { path, source });
     }
+    if bytes.len() as u64 > cap {
+        return Err(StateError::TooLarge { path });
+    }
+    let corrupt = |reason: String| StateError::Corrupt {
+        path: path.clone(),
+        reason,
+    };
+    let text = std::str::from_utf8(&bytes).map_err(|e| corrupt(format!("not UTF-8: {e}")))?;
     // Look at the version first, so a newer format is reported as such and not as corrupt.
     // Only the version is kept: a `serde_json::Value` of the whole file would be a tree of
     // ~30 MB at 10,000 workloads, alive while the `State` is built.
@@ -207,29 +257,114 @@ pub fn load_file(path: &Path) -> Result<Option<State>, StateError> {
     struct VersionProbe {
         version: Option<serde_json::Value>,
     }
-    let probe: VersionProbe = serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
-    let found = probe
+    let probe: VersionProbe = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
+    let version = probe
         .version
-        .and_then(|v| v.as_u64())
-        .ok_or_else(|| StateError::Corrupt {
-            path: path.clone(),
-            reason: "no version field".into(),
-        })?;
-    if found > STATE_VERSION as u64 {
-        return Err(StateError::FutureVersion {
+        .ok_or_else(|| corrupt("no version field".into()))?;
+    // As a u64: 4294967297 is not version 1.
+    match version.as_u64() {
+        Some(found) if found > STATE_VERSION as u64 => {
+            return Err(StateError::FutureVersion { path, found })
+        }
+        Some(found) if found == STATE_VERSION as u64 => {}
+        _ => {
+            return Err(StateError::Invalid {
+                path,
+                field: "version".into(),
+                value: version.to_string(),
+                allowed: format!("this burstd reads version {STATE_VERSION} only"),
+            })
+        }
+    }
+    let state: State = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
+    if let Err((field, value, allowed)) = validate(&state) {
+        return Err(StateError::Invalid {
             path,
-            found: found as u32,
+            field,
+            value,
+            allowed,
         });
     }
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|e| StateError::Corrupt {
-            path,
-            reason: e.to_string(),
-        })
+    Ok(Some(state))
+}
+
+/// The most credits a balance (earned, launch, surplus, and the initial balance) can hold:
+/// 10^12, the largest amount the configuration can express (no accrual limit is higher), so
+/// more than any bucket could ever hold.
+pub const MAX_BALANCE_CREDITS: i64 = 1_000_000_000_000;
+/// The most credits a cumulative total can reach: 10^18 (1,000 vCPUs busy for 1,900 years at
+/// `time_scale` 1,000,000). Sums of such figures stay far from the limits of the arithmetic.
+pub const MAX_TOTAL_CREDITS: i64 = 1_000_000_000_000_000_000;
+
+/// Checks values a burstd could have written: balances from 0 to [`MAX_BALANCE_CREDITS`],
+/// totals from 0 to [`MAX_TOTAL_CREDITS`], quotas the kernel accepts. On a refusal: the field,
+/// its value as in the file, and what is allowed.
+fn validate(state: &State) -> Result<(), (String, String, String)> {
+    let in_range = |field: String, c: Credits, max: i64| {
+        let max_units = Credits::whole(max).units();
+        if (0..=max_units).contains(&c.units()) {
+            Ok(())
+        } else {
+            Err((
+                field,
+                c.units().to_string(),
+                format!(
+                    "must be from 0 to {max_units} (units of 1/{UNITS_PER_CREDIT} credit: 0 to {max} credits, more than a bucket can ever hold)"
+                ),
+            ))
+        }
+    };
+    let window = state.launch_limiter.window_s;
+    if window != DAY_S {
+        return Err((
+            "launch_limiter.window_s".into(),
+            window.to_string(),
+            format!("must be {DAY_S} (the rolling 24 h of the launch-credit limit)"),
+        ));
+    }
+    for (name, w) in &state.workloads {
+        let f = |k: &str| format!("workloads.{name:?}.bucket.{k}");
+        let b = &w.bucket;
+        for (k, c) in [
+            ("earned", b.earned),
+            ("launch", b.launch),
+            ("surplus", b.surplus),
+            ("initial", b.initial),
+        ] {
+            in_range(f(k), c, MAX_BALANCE_CREDITS)?;
+        }
+        let t = &b.totals;
+        for (k, c) in [
+            ("spent", t.spent),
+            ("earned", t.earned),
+            ("discarded", t.discarded),
+            ("charged", t.charged),
+            ("launch_granted", t.launch_granted),
+            ("launch_removed", t.launch_removed),
+            ("lost", t.lost),
+            ("overdrawn", t.overdrawn),
+        ] {
+            in_range(f(&format!("totals.{k}")), c, MAX_TOTAL_CREDITS)?;
+        }
+        if let Some(q) = w.original_quota {
+            let f = |k: &str| format!("workloads.{name:?}.original_quota.{k}");
+            if !(1000..=1_000_000).contains(&q.period_us) {
+                return Err((
+                    f("period_us"),
+                    q.period_us.to_string(),
+                    "must be from 1000 to 1000000, as the kernel allows".into(),
+                ));
+            }
+            if let Some(us) = q.quota_us.filter(|&us| us < 1000) {
+                return Err((
+                    f("quota_us"),
+                    us.to_string(),
+                    "must be null (no limit) or at least 1000, as the kernel allows".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes the state atomically: a crash at any point leaves the old or the new file whole.
@@ -567,7 +702,7 @@ mod tests {
         .unwrap();
         let e = load(dir.path()).unwrap_err().to_string();
         assert!(e.contains("has version 2, newer than"), "{e}");
-        for text in ["{\"workloads\": {}}", "{\"version\": \"1\"}", "[]"] {
+        for text in ["{\"workloads\": {}}", "[]"] {
             fs::write(state_path(dir.path()), text).unwrap();
             let e = load(dir.path()).unwrap_err().to_string();
             assert!(e.contains("is corrupt"), "{text}: {e}");
@@ -676,5 +811,189 @@ mod tests {
         assert_eq!(load(&state_dir).unwrap(), Some(sample_state()));
         assert_eq!(check_dir(1000, 0o40700, 0), Err("owned by uid 1000, not by burstd's uid 0 or root: its owner could replace the state file; chown it to uid 0 (burstd creates it with mode 0700)".into()));
         assert_eq!(check_dir(0, 0o40755, 1000), Ok(()));
+    }
+
+    /// Writes `sample_state()` with `edit` applied to its JSON, loads it, checks the file is
+    /// left byte for byte as written, and returns the error's message.
+    fn refusal(edit: impl FnOnce(&mut serde_json::Value)) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = serde_json::to_value(sample_state()).unwrap();
+        edit(&mut v);
+        // `big(…)` marks integers a `Value` cannot hold (beyond u64), written as they are.
+        let text = serde_json::to_string(&v)
+            .unwrap()
+            .replace("\"@@", "")
+            .replace("@@\"", "");
+        let path = state_path(dir.path());
+        fs::write(&path, &text).unwrap();
+        let e = load(dir.path()).expect_err(&text).to_string();
+        assert_eq!(fs::read_to_string(&path).unwrap(), text, "left as it was");
+        let shown = path.display().to_string();
+        assert!(e.starts_with(&format!("state file {shown}")), "{e}");
+        e.replace(&shown, "P")
+    }
+
+    fn big(n: i128) -> serde_json::Value {
+        format!("@@{n}@@").into()
+    }
+
+    const ADVICE: &str = "burstd will not reset balances silently: inspect it, restore a backup, \
+        or move it away to start over (every saved balance is then lost and each workload starts \
+        afresh; a cgroup still at burstd's own baseline hold is recognised and set back to no \
+        limit at exit, any other quota found is kept as the cgroup's original)";
+
+    /// Issue 13 item 11: versions other than this one, as u64 (4294967297 is not version 1).
+    #[test]
+    fn versions_other_than_this_one_are_refused() {
+        let e = refusal(|v| v["version"] = 0.into());
+        assert_eq!(
+            e,
+            format!("state file P: version = 0: this burstd reads version 1 only; {ADVICE}")
+        );
+        let e = refusal(|v| v["version"] = 4_294_967_297u64.into());
+        assert!(
+            e.starts_with(
+                "state file P has version 4294967297, newer than this burstd understands (1)"
+            ),
+            "{e}"
+        );
+        for (bad, shown) in [
+            (serde_json::json!(-1), "-1"),
+            (serde_json::json!(1.5), "1.5"),
+            (serde_json::json!("1"), "\"1\""),
+        ] {
+            let e = refusal(|v| v["version"] = bad);
+            assert!(
+                e.starts_with(&format!(
+                    "state file P: version = {shown}: this burstd reads version 1 only;"
+                )),
+                "{e}"
+            );
+        }
+    }
+
+    /// Issue 13 item 11: a key no burstd writes, at the top or inside a workload, is refused
+    /// (it was dropped and the file rewritten without it).
+    #[test]
+    fn unknown_keys_are_refused() {
+        let e = refusal(|v| v["surprise"] = 1.into());
+        assert!(
+            e.starts_with("state file P is corrupt (unknown field `surprise`"),
+            "{e}"
+        );
+        assert!(e.ends_with(ADVICE), "{e}");
+        let e = refusal(|v| v["workloads"]["web"]["surprise"] = 1.into());
+        assert!(e.contains("unknown field `surprise`"), "{e}");
+        let e = refusal(|v| v["workloads"]["web"]["bucket"]["totals"]["surprise"] = 1.into());
+        assert!(e.contains("unknown field `surprise`"), "{e}");
+        let e = refusal(|v| v["launch_limiter"]["surprise"] = 1.into());
+        assert!(e.contains("unknown field `surprise`"), "{e}");
+        // `extra` is where sections of other layers go: anything there is kept.
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = sample_state();
+        s.extra
+            .insert("api".into(), serde_json::json!({"any": [1]}));
+        save(dir.path(), &s).unwrap();
+        assert_eq!(load(dir.path()).unwrap(), Some(s));
+    }
+
+    /// Issue 13 item 11: balances below zero or beyond what a bucket can hold, totals beyond
+    /// their bound, and quotas the kernel refuses: field, value and what is allowed.
+    #[test]
+    fn values_no_burstd_writes_are_refused() {
+        let e = refusal(|v| v["workloads"]["web"]["bucket"]["earned"] = (-1).into());
+        assert_eq!(
+            e,
+            format!(
+                "state file P: workloads.\"web\".bucket.earned = -1: must be from 0 to \
+                 3600000000000000000000000000 (units of 1/3600000000000000 credit: 0 to \
+                 1000000000000 credits, more than a bucket can ever hold); {ADVICE}"
+            )
+        );
+        // i128::MAX: the arithmetic wrapped and "overdrawn" became 1.7e38.
+        let e = refusal(|v| v["workloads"]["web"]["bucket"]["earned"] = big(i128::MAX));
+        assert!(
+            e.starts_with(
+                "state file P: workloads.\"web\".bucket.earned = 170141183460469231731687303715884105727: must be from 0 to"
+            ),
+            "{e}"
+        );
+        // -1e30 is not a whole number of units: the file does not parse.
+        let e = refusal(|v| {
+            v["workloads"]["web"]["bucket"]["earned"] = serde_json::json!(-1e30);
+        });
+        assert!(
+            e.starts_with("state file P is corrupt (") && e.contains("at line 1 column"),
+            "{e}"
+        );
+        let over = Credits::whole(MAX_BALANCE_CREDITS).units() + 1;
+        for k in ["launch", "surplus", "initial"] {
+            let e = refusal(|v| v["workloads"]["Web"]["bucket"][k] = big(over));
+            assert!(
+                e.starts_with(&format!("state file P: workloads.\"Web\".bucket.{k} = {over}: must be from 0 to 3600000000000000000000000000 ")),
+                "{e}"
+            );
+        }
+        let over = Credits::whole(MAX_TOTAL_CREDITS).units() + 1;
+        let e = refusal(|v| v["workloads"]["web"]["bucket"]["totals"]["spent"] = big(over));
+        assert!(
+            e.starts_with(&format!("state file P: workloads.\"web\".bucket.totals.spent = {over}: must be from 0 to 3600000000000000000000000000000000 (units of 1/3600000000000000 credit: 0 to 1000000000000000000 credits")),
+            "{e}"
+        );
+        let e = refusal(|v| v["workloads"]["web"]["original_quota"]["period_us"] = 0.into());
+        assert!(
+            e.starts_with("state file P: workloads.\"web\".original_quota.period_us = 0: must be from 1000 to 1000000, as the kernel allows;"),
+            "{e}"
+        );
+        let e = refusal(|v| v["workloads"]["web"]["original_quota"]["quota_us"] = 999.into());
+        assert!(
+            e.starts_with("state file P: workloads.\"web\".original_quota.quota_us = 999: must be null (no limit) or at least 1000"),
+            "{e}"
+        );
+        let e = refusal(|v| v["launch_limiter"]["window_s"] = 0.into());
+        assert!(
+            e.starts_with("state file P: launch_limiter.window_s = 0: must be 86400 (the rolling 24 h of the launch-credit limit);"),
+            "{e}"
+        );
+        // The bounds themselves are accepted.
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = sample_state();
+        let w = s.workloads.get_mut("web").unwrap();
+        w.bucket.earned = Credits::whole(MAX_BALANCE_CREDITS);
+        w.bucket.totals.spent = Credits::whole(MAX_TOTAL_CREDITS);
+        save(dir.path(), &s).unwrap();
+        assert_eq!(load(dir.path()).unwrap(), Some(s));
+    }
+
+    /// Issue 13 item 11: a 2 GB file was read whole (2.1 GB of memory). At most the cap and
+    /// one byte are read now, and a save never writes more than a load accepts.
+    #[test]
+    fn a_file_larger_than_the_cap_is_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(dir.path());
+        let s = sample_state();
+        save(dir.path(), &s).unwrap();
+        let len = fs::metadata(&path).unwrap().len();
+        assert_eq!(load_file_capped(&path, len).unwrap(), Some(s.clone()));
+        let e = load_file_capped(&path, len - 1).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "state file {}: is larger than {MAX_STATE_BYTES} bytes, the most burstd reads (its own saves stay below that); only that much was read; {ADVICE}",
+                path.display()
+            ).replacen(": is larger", " is larger", 1)
+        );
+        // A sparse 2 GiB file with the real cap: refused (reading stops at the cap + 1).
+        let big = dir.path().join("big.json");
+        File::create(&big).unwrap().set_len(2 << 30).unwrap();
+        assert!(matches!(load_file(&big), Err(StateError::TooLarge { .. })));
+        // A save that would pass the cap fails and leaves the old file.
+        let before = fs::read(&path).unwrap();
+        let e = write_atomic_capped(&path, &s, len - 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("the state would be larger than"), "{e}");
+        assert_eq!(fs::read(&path).unwrap(), before);
+        assert!(!dir.path().join(".state.json.tmp").exists());
     }
 }
