@@ -3,6 +3,12 @@
 //! Written atomically (temporary file, fsync, rename, fsync of the directory), so a reader
 //! only ever sees a whole old or a whole new file. A corrupt or future-version file stops
 //! start-up with a clear message: balances are never silently reset.
+//!
+//! Safe with its files: the temporary file is one burstd creates itself (`O_EXCL|O_NOFOLLOW`,
+//! 0600), the directory is created 0700 and refused if others can write it, and a file is read
+//! only up to [`MAX_STATE_BYTES`] and checked (version, keys, bounds of every balance) before
+//! any value of it is used; a refusal names the field and the value and leaves the file as it
+//! is.
 
 use crate::cgroup::Quota;
 use crate::credit::limiter::DAY_S;
