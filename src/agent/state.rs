@@ -228,6 +228,12 @@ pub fn load_file(path: &Path) -> Result<Option<State>, StateError> {
 }
 
 fn load_file_capped(path: &Path, cap: u64) -> Result<Option<State>, StateError> {
+    // A file in a directory others can write may have been replaced by any of them; and with
+    // no file yet, the first save would fail there: said now (`burstd check`, start-up).
+    let dir = split_path(path).0;
+    if dir.exists() {
+        open_dir(&dir, false)?;
+    }
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -238,8 +244,6 @@ fn load_file_capped(path: &Path, cap: u64) -> Result<Option<State>, StateError> 
             })
         }
     };
-    // A file in a directory others can write may have been replaced by any of them.
-    open_dir(&split_path(path).0, false)?;
     let path = path.to_path_buf();
     // Sized once from the file's length (at most the cap and one byte): a large file is not
     // read into a buffer that doubles as it grows.
@@ -808,6 +812,12 @@ mod tests {
         let e = load(&state_dir).unwrap_err().to_string();
         assert!(e.contains("mode 0777 lets group or others write it"), "{e}");
         assert_eq!(fs::read(state_path(&state_dir)).unwrap(), before);
+        // With no file yet too: the first save would fail there.
+        let empty = dir.path().join("empty");
+        fs::create_dir(&empty).unwrap();
+        fs::set_permissions(&empty, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        let e = load(&empty).unwrap_err().to_string();
+        assert!(e.contains("mode 0777 lets group or others write it"), "{e}");
         fs::set_permissions(
             &state_dir,
             std::os::unix::fs::PermissionsExt::from_mode(0o1777),
