@@ -20,8 +20,8 @@ pub enum OnExit {
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawAgent {
-    pub(super) cgroup_root: Option<PathBuf>,
-    pub(super) state_dir: PathBuf,
+    pub(super) cgroup_root: Option<Spanned<String>>,
+    pub(super) state_dir: Spanned<String>,
     pub(super) time_scale: Spanned<f64>,
     pub(super) period_us: Spanned<i64>,
     pub(super) on_exit: OnExit,
@@ -41,7 +41,7 @@ impl Default for RawAgent {
     fn default() -> Self {
         RawAgent {
             cgroup_root: None,
-            state_dir: PathBuf::from("/var/lib/burstd"),
+            state_dir: spanned("/var/lib/burstd".to_string()),
             time_scale: spanned(1.0),
             period_us: spanned(100_000),
             on_exit: OnExit::Restore,
@@ -123,7 +123,60 @@ fn forget_after(cx: &Ctx, v: &Spanned<f64>) -> Result<u64, ConfigError> {
     Ok(s.round() as u64)
 }
 
+/// Whether a path has a character that cannot be in one, or that would split a line of
+/// output or of a file burstd reads (NUL, newline, any control character).
+pub(super) fn has_control(p: &str) -> bool {
+    p.chars().any(char::is_control)
+}
+
+/// `cgroup_root`: an absolute path with no `.`, `..` or empty elements, so that it names one
+/// directory however it is joined (a relative one was resolved against the working
+/// directory).
+fn cgroup_root(cx: &Ctx, v: &Spanned<String>) -> Result<PathBuf, ConfigError> {
+    let p = v.get_ref();
+    let body = p.strip_prefix('/').unwrap_or("");
+    let body = body.strip_suffix('/').unwrap_or(body);
+    let ok = !has_control(p)
+        && p.starts_with('/')
+        && (body.is_empty()
+            || body
+                .split('/')
+                .all(|e| !e.is_empty() && e != "." && e != ".."));
+    if !ok {
+        return Err(cx.err(
+            v.span(),
+            format!(
+                "[agent] cgroup_root = {p:?}: must be an absolute path with no . or .. or empty \
+                 elements and no control characters, like \"/sys/fs/cgroup\" (or leave it out to \
+                 detect the hierarchy)"
+            ),
+        ));
+    }
+    Ok(PathBuf::from(p))
+}
+
+/// `state_dir`: an absolute path (a relative one would follow the working directory).
+fn state_dir(cx: &Ctx, v: &Spanned<String>) -> Result<PathBuf, ConfigError> {
+    let p = v.get_ref();
+    if !p.starts_with('/') || has_control(p) {
+        return Err(cx.err(
+            v.span(),
+            format!(
+                "[agent] state_dir = {p:?}: must be an absolute path with no control characters, \
+                 like \"/var/lib/burstd\""
+            ),
+        ));
+    }
+    Ok(PathBuf::from(p))
+}
+
 pub(super) fn agent_config(cx: &Ctx, a: &RawAgent) -> Result<AgentConfig, ConfigError> {
+    let root = a
+        .cgroup_root
+        .as_ref()
+        .map(|v| cgroup_root(cx, v))
+        .transpose()?;
+    let state_dir = state_dir(cx, &a.state_dir)?;
     let ts = *a.time_scale.get_ref();
     let time_scale_milli = validate::time_scale_milli(ts).ok_or_else(|| {
         cx.err(
@@ -188,8 +241,8 @@ pub(super) fn agent_config(cx: &Ctx, a: &RawAgent) -> Result<AgentConfig, Config
         Landing::Exact
     };
     Ok(AgentConfig {
-        cgroup_root: a.cgroup_root.clone(),
-        state_dir: a.state_dir.clone(),
+        cgroup_root: root,
+        state_dir,
         time_scale_milli,
         period_us: period as u64,
         on_exit: a.on_exit,
