@@ -110,6 +110,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "burstd_external_quota_changes_total",
     "burstd_container_label_errors_total",
     "burstd_workload_name_collisions_total",
+    "burstd_usage_counter_resets_total",
     "burstd_cgroup_files_open",
     "burstd_state_saves_total",
     "burstd_state_save_failures_total",
@@ -225,6 +226,12 @@ const WORKLOAD_FAMILIES: &[WorkloadFamily] = &[
         help: "1 while a standard workload is held at its baseline by a quota the kernel accepted",
         kind: Kind::Gauge,
         value: |w| Some(f64::from(u8::from(w.held_at_baseline))),
+    },
+    WorkloadFamily {
+        name: "burstd_usage_counter_resets",
+        help: "Looks at which the cgroup's usage counter had gone backwards (zeroed by its owner): each interval charged at the ceiling in force",
+        kind: Kind::Counter,
+        value: |w| Some(w.usage_counter_resets as f64),
     },
     WorkloadFamily {
         name: "burstd_seconds_until_exhausted",

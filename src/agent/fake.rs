@@ -109,6 +109,16 @@ impl Fake {
         }
     }
 
+    /// The owner writes 0 to the usage counter (`cpuacct.usage` on v1).
+    pub fn zero_usage(&self, path: &str) {
+        let now = (self.time)();
+        let host = self.host_milli;
+        if let Some(g) = self.lock().groups.get_mut(path) {
+            g.advance(now, host);
+            g.usage_ns = 0;
+        }
+    }
+
     /// Makes the cgroup's quota file refuse writes (or accept them again).
     pub fn set_read_only(&self, path: &str, read_only: bool) {
         if let Some(g) = self.lock().groups.get_mut(path) {

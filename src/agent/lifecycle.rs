@@ -234,6 +234,7 @@ impl Agent {
         // of every workload at once (the first scrape at 10,000 took 160 ms).
         w.throttle_stale = !current.is_some_and(|q| q.quota_us.is_none());
         w.drift_logged = false;
+        w.usage_distrusted = false;
         w.last_drift_check_ns = now_ns;
         w.seen = true;
         info!(

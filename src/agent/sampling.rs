@@ -2,7 +2,9 @@
 //! model step), the quota written when the ceiling changes, and drift from other writers.
 
 use super::control::Agent;
-use super::decide::{full_and_idle, hold_landing, next_look_ns, quota_for};
+use super::decide::{
+    charge_for_backwards_counter, full_and_idle, hold_landing, next_look_ns, quota_for,
+};
 use super::workload::WorkloadEvent;
 use crate::cgroup::{Sample, WriteOutcome};
 use crate::credit::{time_to_exhaustion, Mode, Rate};
@@ -125,8 +127,31 @@ impl Agent {
             }
         };
         let dt_raw = now_ns.saturating_sub(w.last_at_ns);
-        // A counter never goes backwards in one cgroup; if it does, rebase without spending.
-        let du_raw = s.usage_ns.saturating_sub(w.last.usage_ns);
+        // A counter never goes backwards in one open cgroup (a recreated one is a new handle):
+        // someone zeroed it. That is not free CPU, and a counter zeroed once can be zeroed
+        // between any two looks: from then on, for the rest of this cgroup's life, every
+        // interval is charged at the ceiling in force (docs/semantics.md, "A usage counter
+        // that goes backwards").
+        if s.usage_ns < w.last.usage_ns {
+            if w.usage_counter_resets == 0 {
+                warn!(workload = %w.name, before_ns = w.last.usage_ns, now_ns = s.usage_ns,
+                    "the cgroup's CPU usage counter went backwards (zeroed by its owner?): \
+                     from now on its CPU is charged at the ceiling in force; logged once per workload");
+            }
+            w.usage_counter_resets = w.usage_counter_resets.saturating_add(1);
+            w.usage_distrusted = true;
+            self.health.usage_counter_resets += 1;
+        }
+        let counted = s.usage_ns.saturating_sub(w.last.usage_ns);
+        let du_raw = if w.usage_distrusted {
+            counted.max(charge_for_backwards_counter(
+                w.written,
+                self.host_cpus,
+                dt_raw,
+            ))
+        } else {
+            counted
+        };
         if dt_raw > 0 {
             w.usage_rate = Rate::ONE_CORE.scale(du_raw, dt_raw);
         }
