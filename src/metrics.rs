@@ -111,6 +111,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "burstd_container_label_errors_total",
     "burstd_workload_name_collisions_total",
     "burstd_usage_counter_resets_total",
+    "burstd_cgroup_reopens_total",
     "burstd_cgroup_files_open",
     "burstd_state_saves_total",
     "burstd_state_save_failures_total",
@@ -384,6 +385,12 @@ pub fn registry(s: &Scrape) -> Registry {
         "burstd_workload_name_collisions",
         "Cgroups left alone because another cgroup already had their workload name (each counted once)",
         s.health.name_collisions,
+    );
+    counter(
+        &mut r,
+        "burstd_cgroup_reopens",
+        "Cgroups reopened because a control file kept open answered ENODEV/ENOENT (a directory removed, perhaps made again)",
+        s.health.cgroup_reopens,
     );
     gauge(
         &mut r,

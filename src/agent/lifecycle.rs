@@ -248,6 +248,57 @@ impl Agent {
         self.schedule_next(i, now_ns);
     }
 
+    /// A file the workload's handle keeps open answered ENODEV/ENOENT/ESTALE: a directory of
+    /// its cgroup was removed. That is a stop and, at once, a start on whatever is at the path
+    /// now — never an error to ignore: on v1 a task can be moved out of the cpu hierarchy, its
+    /// cpu directory removed and made again, and the task moved back, escaping the quota the
+    /// old directory had while the kept descriptors only answer ENODEV (issue 13 item 7).
+    ///
+    /// If the path opens on the same cgroup as before (its id, the cpuacct directory's inode
+    /// on v1, is unchanged: only the cpu directory was made again), the usage counter and so
+    /// the accounting go on: the bucket is kept (no stop charge, no launch credits) and only
+    /// the handle is new, with the quota in force written to it at once. Otherwise the old
+    /// cgroup is stopped and the new one started. If nothing is there, it is a stop.
+    pub(super) fn reopen(&mut self, i: usize, now_ns: u64, wall_s: u64) {
+        let w = &self.workloads[i];
+        let (Some(path), true) = (w.cgroup.clone(), w.is_running()) else {
+            return;
+        };
+        let old_id = w.cgroup_id;
+        let opened = self.hierarchy.open(&path);
+        self.health.cgroup_reopens += 1;
+        match opened {
+            Ok(handle) if handle.id() == old_id && old_id != 0 => {
+                let w = &mut self.workloads[i];
+                warn!(workload = %w.name, cgroup = %path,
+                    "a control file of the cgroup is gone but the cgroup is there again (directory recreated?): \
+                     reopened it and writing the quota in force again");
+                w.handle = Some(handle);
+                w.written = None;
+                w.throttle_stale = true;
+                w.last_drift_check_ns = now_ns;
+                self.apply(i);
+                self.schedule_next(i, now_ns);
+            }
+            Ok(handle) => {
+                drop(handle);
+                info!(workload = %self.workloads[i].name, cgroup = %path,
+                    "the cgroup was recreated: a stop, then a start");
+                self.stop(i, wall_s);
+                self.fit_fd_budget(1);
+                self.open(i, &path, now_ns, wall_s);
+            }
+            Err(e) => {
+                if !e.is_gone() {
+                    self.health.cgroup_read_errors += 1;
+                    warn!(workload = %self.workloads[i].name, cgroup = %path, error = %e,
+                        "cannot reopen the cgroup; stopped until a rescan finds it");
+                }
+                self.stop(i, wall_s);
+            }
+        }
+    }
+
     pub(super) fn stop(&mut self, i: usize, wall_s: u64) {
         let w = &mut self.workloads[i];
         if w.handle.take().is_none() {

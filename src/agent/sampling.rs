@@ -116,7 +116,7 @@ impl Agent {
         let s = match read {
             Ok(s) => s,
             Err(e) if e.is_gone() => {
-                self.stop(i, wall_s);
+                self.reopen(i, now_ns, wall_s);
                 return;
             }
             Err(e) => {
@@ -180,23 +180,29 @@ impl Agent {
         }
         if now_ns.saturating_sub(self.workloads[i].last_drift_check_ns)
             >= self.config.drift_check_ms * MS
+            && !self.check_drift(i, now_ns)
         {
-            self.check_drift(i, now_ns);
+            // A kept file answered "gone": the cgroup was reopened (or stopped) instead.
+            self.reopen(i, now_ns, wall_s);
+            return;
         }
         self.apply(i);
         self.schedule_next(i, now_ns);
     }
 
     /// Another writer (systemd on daemon-reload, a container runtime) may have changed the
-    /// quota: read it back now and then, and put ours back.
-    pub(super) fn check_drift(&mut self, i: usize, now_ns: u64) {
+    /// quota: read it back now and then, and put ours back. Returns false if a kept file
+    /// answered ENODEV/ENOENT: the directory it was in was removed (on v1 the cpu directory
+    /// alone can be removed and made again under running tasks), so the handle is stale and
+    /// the caller reopens the cgroup ([`Agent::reopen`]).
+    pub(super) fn check_drift(&mut self, i: usize, now_ns: u64) -> bool {
         let w = &mut self.workloads[i];
         w.last_drift_check_ns = now_ns;
         let (Some(handle), Some(ours)) = (w.handle.as_mut(), w.written) else {
-            return;
+            return true;
         };
         if ours.quota_us.is_none() && matches!(handle.quota_is_unlimited(), Ok(true)) {
-            return;
+            return true;
         }
         match handle.read_quota() {
             Ok(q) if q != ours => {
@@ -213,12 +219,13 @@ impl Agent {
                 w.throttle_stale = true;
             }
             Ok(_) => {}
-            Err(e) if e.is_gone() => {}
+            Err(e) if e.is_gone() => return false,
             Err(e) => {
                 self.health.cgroup_read_errors += 1;
                 debug!(workload = %w.name, error = %e, "cannot read quota");
             }
         }
+        true
     }
 
     /// Writes the workload's quota if it changed.

@@ -47,3 +47,68 @@ fn a_usage_counter_zeroed_by_its_owner_is_charged_at_the_ceiling() {
         u64::from(w.usage_counter_resets)
     );
 }
+
+/// Issue 13 item 7: on v1 the tasks moved out of the cpu hierarchy, the cpu directory removed
+/// and made again and the tasks moved back: the drift check's kept descriptor answered ENODEV,
+/// which was ignored, and the workload ran without its hold (0.89 cores instead of 0.10). A
+/// kept file that is gone means the cgroup is reopened at once and the hold written again;
+/// the cpuacct directory (the accounting) is the same, so the bucket goes on untouched.
+#[test]
+fn a_recreated_cpu_directory_gets_the_hold_again_at_the_next_drift_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Manual::new(4);
+    m.fake.add("burn", 1000);
+    let c = cfg(STD, dir.path());
+    let mut a = m.agent(&c, vec![]);
+    a.rescan(m.t(), 0);
+    m.run(&mut a, 2 * S);
+    assert!(a.get("burn").unwrap().bucket.held);
+    let held = Quota::limited(20_000, 100_000);
+    assert_eq!(m.fake.group("burn").unwrap().quota, held);
+    a.take_events();
+    let writes = m.fake.group("burn").unwrap().writes;
+    m.fake.recreate_cpu_dir("burn");
+    assert_eq!(
+        m.fake.group("burn").unwrap().quota,
+        Quota::unlimited(100_000)
+    );
+    // drift_check_s defaults to 5: the hold is back by the first look after it.
+    m.run(&mut a, 5 * S + 100 * MS);
+    assert_eq!(m.fake.group("burn").unwrap().quota, held);
+    assert_eq!(m.fake.group("burn").unwrap().writes, writes + 1);
+    assert_eq!(a.health().cgroup_reopens, 1);
+    let w = a.get("burn").unwrap();
+    assert!(w.is_running() && w.bucket.held);
+    // The same cgroup for accounting: no stop (no charge, no launch credits), no start.
+    assert_eq!(a.take_events(), vec![]);
+    // Held again: the next 10 s get the 0.2-core baseline.
+    let before = m.fake.group("burn").unwrap().usage_ns;
+    m.run(&mut a, 10 * S);
+    let used = m.fake.group("burn").unwrap().usage_ns - before;
+    assert_eq!(used, 2 * S);
+    assert_eq!(a.health().cgroup_reopens, 1);
+}
+
+/// A cgroup removed and made again at the same path (a new id) while a kept file is read: a
+/// stop, then at once a start on the new cgroup, with the quota in force written to it.
+#[test]
+fn a_cgroup_recreated_under_its_handle_is_a_stop_and_a_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Manual::new(4);
+    m.fake.add("burn", 1000);
+    let c = cfg(STD, dir.path());
+    let mut a = m.agent(&c, vec![]);
+    a.rescan(m.t(), 0);
+    m.run(&mut a, 2 * S);
+    assert!(a.get("burn").unwrap().bucket.held);
+    a.take_events();
+    m.fake.add("burn", 1000); // a new cgroup at the same path, counter at 0
+    m.run(&mut a, 1100 * MS);
+    use super::workload::WorkloadEvent::{Started, Stopped};
+    assert_eq!(
+        a.take_events(),
+        vec![Stopped("burn".into()), Started("burn".into())]
+    );
+    assert_eq!(a.health().cgroup_reopens, 1);
+    assert!(a.get("burn").unwrap().is_running());
+}

@@ -23,6 +23,9 @@ pub struct Health {
     /// Looks at which a workload's usage counter had gone backwards on the same open cgroup
     /// (zeroed by whoever can write it): each charged at the ceiling in force.
     pub usage_counter_resets: u64,
+    /// Cgroups reopened because a file their handle keeps open answered ENODEV/ENOENT/ESTALE
+    /// (a directory removed, perhaps made again under the running tasks).
+    pub cgroup_reopens: u64,
 }
 
 /// A managed workload at run time. There can be 10,000 of them in one `Vec`: keep it small
