@@ -112,3 +112,44 @@ fn a_cgroup_recreated_under_its_handle_is_a_stop_and_a_start() {
     assert_eq!(a.health().cgroup_reopens, 1);
     assert!(a.get("burn").unwrap().is_running());
 }
+
+/// Zeroing the counter while burstd is not running is no way around the rule: the same cgroup
+/// (same id, same path) found with a smaller counter than was saved is resumed with the time
+/// away charged at the ceiling in force, not restarted (no launch credits, no stop charge).
+#[test]
+fn a_usage_counter_zeroed_while_burstd_was_away_is_charged_at_the_ceiling() {
+    use super::persist::Sections;
+    use super::state;
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let m = Manual::new(4);
+    m.fake.add("burn", 1000);
+    let c = cfg(STD, dir.path());
+    let mut a = m.agent(&c, vec![]);
+    a.rescan(m.t(), 0);
+    m.run(&mut a, 2 * S);
+    a.sample_all(m.t(), 2);
+    let before = a.get("burn").unwrap().bucket.clone();
+    assert!(before.held);
+    state::save(dir.path(), &a.snapshot(2, &Sections::new())).unwrap();
+    drop(a);
+    // Down for 5 s, held at its 0.2-core baseline; the counter zeroed just before the restart.
+    m.now.fetch_add(5 * S, Ordering::SeqCst);
+    m.fake.zero_usage("burn");
+    let mut b = m.agent(&c, vec![]);
+    b.restore(state::load(dir.path()).unwrap().unwrap());
+    b.rescan(m.t(), 7);
+    let w = b.get("burn").unwrap();
+    // 5 s at 0.2 cores, 60× faster: 60 CPU-s = 1 credit.
+    assert_eq!(
+        w.bucket.totals.spent - before.totals.spent,
+        Credits::whole(1)
+    );
+    assert_eq!(w.bucket.totals.charged, before.totals.charged);
+    assert!(w.bucket.held);
+    assert_eq!(w.usage_counter_resets, 1);
+    assert_eq!(
+        b.take_events(),
+        vec![super::workload::WorkloadEvent::Started("burn".into())]
+    );
+}
