@@ -108,6 +108,7 @@ impl Agent {
                 w.seen = true;
             }
         }
+        self.forget_stopped(wall_s);
     }
 
     /// Whether the workload called `name` runs on `cgroup` now.
@@ -447,8 +448,70 @@ impl Agent {
             }
         }
         w.handle = None;
+        self.vacate(i);
+    }
+
+    /// Empties slot `i` for reuse: its name, cgroup and container go, it is no longer indexed.
+    fn vacate(&mut self, i: usize) {
+        let w = &mut self.workloads[i];
         self.index.remove(&w.name);
         w.name = String::new();
+        w.cgroup = None;
+        w.container = None;
+        w.handle = None;
+        w.pending = None;
+        w.next_wake_ns = u64::MAX;
+        self.free.push(i);
+    }
+
+    /// Forgets the stopped workloads that a source found many of (a `match`'s, container
+    /// instances) once they have nothing left to keep, as EC2 forgets a stopped instance's
+    /// credits: a T2's at its stop, a T3's after its 7 days, any other's after
+    /// `[agent] forget_stopped_after_s`. If the cgroup comes back later it starts anew (with
+    /// launch credits, within the launch limit). Workloads named one by one in the config
+    /// are never forgotten: there are only as many as the file names. Returns how many went.
+    pub(super) fn forget_stopped(&mut self, wall_s: u64) -> usize {
+        let after = self.config.forget_stopped_after_s;
+        let mut gone = Vec::new();
+        for (i, w) in self.workloads.iter().enumerate() {
+            if w.name.is_empty() || w.is_running() || w.pending.is_some() {
+                continue;
+            }
+            let crate::credit::RunState::Stopped { since_s } = w.bucket.run else {
+                continue;
+            };
+            let one_of_many = match self.spec_for_name(&w.name) {
+                Some(spec) => match &spec.source {
+                    Source::Match(_) => true,
+                    Source::Container(c) => c.cgroup.is_none(),
+                    _ => false,
+                },
+                // Not configured any more: released by the reload that removed it.
+                None => false,
+            };
+            if !one_of_many {
+                continue;
+            }
+            let stopped_for = wall_s.saturating_sub(since_s);
+            let nothing_kept = match w.profile.persistence {
+                crate::credit::Persistence::Lost => true,
+                crate::credit::Persistence::KeptFor { seconds } => stopped_for > seconds,
+                crate::credit::Persistence::Kept => stopped_for > after,
+            };
+            if nothing_kept {
+                gone.push(i);
+            }
+        }
+        for &i in &gone {
+            let name = self.workloads[i].name.clone();
+            debug!(workload = %name, "stopped and nothing kept: forgotten");
+            if self.workloads[i].container.is_some() {
+                self.specs.retain(|s| s.name != name);
+            }
+            self.vacate(i);
+            self.events.push(WorkloadEvent::Forgotten(name));
+        }
+        gone.len()
     }
 
     /// At exit: restores every cgroup's original quota if `on_exit = "restore"`.

@@ -712,3 +712,91 @@ fn two_matches_with_one_name_do_not_take_turns() {
     assert!(w.is_running());
     assert!(a.refused_names().is_empty());
 }
+
+/// Issue 13 item 4: a `match`'s stopped workloads are forgotten when EC2 would have nothing
+/// left for them (a T2 at its stop, a T3 after 7 days, a kept profile after
+/// `forget_stopped_after_s`), so cgroup churn does not grow the table or the state file;
+/// workloads named one by one stay.
+#[test]
+fn stopped_workloads_of_a_match_are_forgotten_as_ec2_forgets() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Manual::new(4);
+    let c = cfg(
+        "forget_stopped_after_s = 3600\n\
+         [[workload]]\nname = \"t2\"\nmatch = \"t2/*\"\nprofile = \"t2.micro\"\n\
+         [[workload]]\nname = \"t3\"\nmatch = \"t3/*\"\nprofile = \"t3.micro\"\nmode = \"standard\"\n\
+         [[workload]]\nname = \"b\"\nmatch = \"b/*\"\nprofile = \"B1s\"\n\
+         [[workload]]\nname = \"solo\"\ncgroup = \"solo\"\nprofile = \"t2.micro\"\n",
+        dir.path(),
+    );
+    let paths = ["t2/x", "t3/x", "b/x", "solo"];
+    for p in paths {
+        m.fake.add(p, 100);
+    }
+    let mut a = m.agent(&c, vec![]);
+    a.rescan(m.t(), 0);
+    m.run(&mut a, 2 * S);
+    assert_eq!(a.workloads().count(), 4);
+    for p in paths {
+        m.fake.remove_group(p);
+    }
+    m.run(&mut a, 2 * S);
+    let stopped_at = m.t() / S;
+    a.rescan(m.t(), stopped_at);
+    let mut known: Vec<&str> = a.workloads().map(|w| w.name.as_str()).collect();
+    known.sort();
+    // T2 kept nothing: gone at once. The others keep their credits for now.
+    assert_eq!(known, ["b/x", "solo", "t3/x"]);
+    assert!(a.get("t3/x").unwrap().bucket.earned.is_positive());
+    // One hour later (this config's forget_stopped_after_s): the B-series one goes.
+    a.rescan(m.t(), stopped_at + 3601);
+    let mut known: Vec<&str> = a.workloads().map(|w| w.name.as_str()).collect();
+    known.sort();
+    assert_eq!(known, ["solo", "t3/x"]);
+    // A T3's credits last 7 days after its stop: so does its workload.
+    let crate::credit::RunState::Stopped { since_s } = a.get("t3/x").unwrap().bucket.run else {
+        panic!("t3/x is not stopped");
+    };
+    a.rescan(m.t(), since_s + 7 * 24 * 3600);
+    assert!(a.get("t3/x").is_some());
+    a.rescan(m.t(), since_s + 7 * 24 * 3600 + 1);
+    assert!(a.get("t3/x").is_none());
+    // The one named in the config is never forgotten.
+    assert!(a.get("solo").is_some());
+    let events = a.take_events();
+    assert!(events.contains(&WorkloadEvent::Forgotten("t2/x".into())));
+    // It comes back: a new start, with its launch credits, in a reused slot.
+    m.fake.add("t2/x", 100);
+    a.rescan(m.t(), stopped_at + 8 * 24 * 3600);
+    let w = a.get("t2/x").unwrap();
+    assert!(w.is_running());
+    assert_eq!(w.bucket.launch + w.bucket.earned, Credits::whole(30));
+    assert_eq!(a.workloads.len(), 4);
+}
+
+/// Issue 13 item 4: a reload that removes workloads and one that adds them back reuse the
+/// released slots; 20 such cycles of 200 workloads leave a table of 200, not 4,200.
+#[test]
+fn reload_cycles_reuse_released_slots() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Manual::new(4);
+    let mut text = String::new();
+    for k in 0..200 {
+        text.push_str(&format!(
+            "[[workload]]\nname = \"w{k}\"\ncgroup = \"w{k}\"\nprofile = \"t3.micro\"\n"
+        ));
+        m.fake.add(&format!("w{k}"), 0);
+    }
+    let full = cfg(&text, dir.path());
+    let empty = cfg("", dir.path());
+    let mut a = m.agent(&full, vec![]);
+    a.rescan(m.t(), 0);
+    for cycle in 0..20 {
+        a.reconfigure(empty.agent.clone(), empty.workloads.clone(), m.t(), cycle);
+        assert_eq!(a.workloads().count(), 0);
+        a.reconfigure(full.agent.clone(), full.workloads.clone(), m.t(), cycle);
+        assert_eq!(a.workloads().filter(|w| w.is_running()).count(), 200);
+        m.run(&mut a, S);
+    }
+    assert_eq!(a.workloads.len(), 200);
+}

@@ -117,4 +117,6 @@ pub enum WorkloadEvent {
     Held(String),
     Released(String),
     Switched(String, Mode),
+    /// Stopped with nothing left to keep (a `match`'s or a container's): no longer known.
+    Forgotten(String),
 }

@@ -32,6 +32,7 @@ pub(super) struct RawAgent {
     pub(super) rescan_interval_s: Spanned<f64>,
     pub(super) save_interval_s: Spanned<f64>,
     pub(super) drift_check_s: Spanned<f64>,
+    pub(super) forget_stopped_after_s: Spanned<f64>,
     pub(super) release_above_credits: Spanned<f64>,
     pub(super) ramp_credits: Spanned<f64>,
 }
@@ -51,6 +52,7 @@ impl Default for RawAgent {
             rescan_interval_s: spanned(5.0),
             save_interval_s: spanned(5.0),
             drift_check_s: spanned(5.0),
+            forget_stopped_after_s: spanned(DEFAULT_FORGET_STOPPED_AFTER_S as f64),
             release_above_credits: spanned(0.1),
             ramp_credits: spanned(0.0),
         }
@@ -74,8 +76,15 @@ pub struct AgentConfig {
     pub rescan_interval_ms: u64,
     pub save_interval_ms: u64,
     pub drift_check_ms: u64,
+    /// How long a stopped workload of a `match` or a container instance is remembered when
+    /// its profile keeps its credits (Azure B, custom `kept`): then it is forgotten, as a
+    /// T3's credits are after 7 days. A T2's is forgotten at its stop (it keeps nothing).
+    pub forget_stopped_after_s: u64,
     pub policy: Policy,
 }
+
+/// 7 days, EC2's T3 rule: `[agent] forget_stopped_after_s`'s default.
+pub const DEFAULT_FORGET_STOPPED_AFTER_S: u64 = 7 * 24 * 3600;
 
 fn positive_ms(
     cx: &Ctx,
@@ -97,6 +106,21 @@ fn positive_ms(
         ));
     }
     Ok(ms.round() as u64)
+}
+
+fn forget_after(cx: &Ctx, v: &Spanned<f64>) -> Result<u64, ConfigError> {
+    let s = *v.get_ref();
+    // Up to 10 years: past that it is a typo, and a u64 of seconds stays far from overflow.
+    if !s.is_finite() || !(0.0..=315_360_000.0).contains(&s) {
+        return Err(cx.err(
+            v.span(),
+            format!(
+                "[agent] forget_stopped_after_s = {s}: must be from 0 to 315360000 seconds (10 years); \
+                 the default is {DEFAULT_FORGET_STOPPED_AFTER_S} (7 days)"
+            ),
+        ));
+    }
+    Ok(s.round() as u64)
 }
 
 pub(super) fn agent_config(cx: &Ctx, a: &RawAgent) -> Result<AgentConfig, ConfigError> {
@@ -187,6 +211,7 @@ pub(super) fn agent_config(cx: &Ctx, a: &RawAgent) -> Result<AgentConfig, Config
             3_600_000.0,
         )?,
         drift_check_ms: positive_ms(cx, &a.drift_check_s, "drift_check_s", 100.0, 10_000.0)?,
+        forget_stopped_after_s: forget_after(cx, &a.forget_stopped_after_s)?,
         policy: Policy {
             landing,
             release_above,
