@@ -110,6 +110,8 @@ pub const METRIC_NAMES: &[&str] = &[
     "burstd_external_quota_changes_total",
     "burstd_container_label_errors_total",
     "burstd_workload_name_collisions_total",
+    "burstd_usage_counter_resets_total",
+    "burstd_cgroup_reopens_total",
     "burstd_cgroup_files_open",
     "burstd_state_saves_total",
     "burstd_state_save_failures_total",
@@ -225,6 +227,12 @@ const WORKLOAD_FAMILIES: &[WorkloadFamily] = &[
         help: "1 while a standard workload is held at its baseline by a quota the kernel accepted",
         kind: Kind::Gauge,
         value: |w| Some(f64::from(u8::from(w.held_at_baseline))),
+    },
+    WorkloadFamily {
+        name: "burstd_usage_counter_resets",
+        help: "Looks at which the cgroup's usage counter had gone backwards (zeroed by its owner): each interval charged at the ceiling in force",
+        kind: Kind::Counter,
+        value: |w| Some(w.usage_counter_resets as f64),
     },
     WorkloadFamily {
         name: "burstd_seconds_until_exhausted",
@@ -377,6 +385,12 @@ pub fn registry(s: &Scrape) -> Registry {
         "burstd_workload_name_collisions",
         "Cgroups left alone because another cgroup already had their workload name (each counted once)",
         s.health.name_collisions,
+    );
+    counter(
+        &mut r,
+        "burstd_cgroup_reopens",
+        "Cgroups reopened because a control file kept open answered ENODEV/ENOENT (a directory removed, perhaps made again)",
+        s.health.cgroup_reopens,
     );
     gauge(
         &mut r,

@@ -16,13 +16,13 @@ use std::sync::Arc;
 const MS: u64 = 1_000_000;
 const S: u64 = 1_000_000_000;
 
-struct Manual {
-    now: Arc<AtomicU64>,
-    fake: Fake,
+pub(super) struct Manual {
+    pub(super) now: Arc<AtomicU64>,
+    pub(super) fake: Fake,
 }
 
 impl Manual {
-    fn new(host: u64) -> Manual {
+    pub(super) fn new(host: u64) -> Manual {
         let now = Arc::new(AtomicU64::new(1_000 * S));
         let t = now.clone();
         Manual {
@@ -30,10 +30,10 @@ impl Manual {
             now,
         }
     }
-    fn t(&self) -> u64 {
+    pub(super) fn t(&self) -> u64 {
         self.now.load(Ordering::SeqCst)
     }
-    fn agent(&self, c: &Config, own: Vec<String>) -> Agent {
+    pub(super) fn agent(&self, c: &Config, own: Vec<String>) -> Agent {
         Agent::new(AgentParts {
             config: c.agent.clone(),
             specs: c.workloads.clone(),
@@ -45,7 +45,7 @@ impl Manual {
         })
     }
     /// Advance time, running the agent's due ticks on the way. Returns the looks taken.
-    fn run(&self, agent: &mut Agent, ns: u64) -> usize {
+    pub(super) fn run(&self, agent: &mut Agent, ns: u64) -> usize {
         let end = self.t() + ns;
         let mut looks = 0;
         loop {
@@ -59,7 +59,7 @@ impl Manual {
     }
 }
 
-const STD: &str = "time_scale = 60.0\n[[workload]]\nname = \"burn\"\ncgroup = \"burn\"\nprofile = \"t3.micro\"\nmode = \"standard\"\ninitial_credits = 1\n";
+pub(super) const STD: &str = "time_scale = 60.0\n[[workload]]\nname = \"burn\"\ncgroup = \"burn\"\nprofile = \"t3.micro\"\nmode = \"standard\"\ninitial_credits = 1\n";
 
 #[test]
 fn standard_workload_is_held_at_baseline_when_predicted() {

@@ -48,6 +48,10 @@ pub struct WorkloadView {
     /// Real seconds until the balance (standard) or E (unlimited) runs out at `usage_cores`;
     /// `None`: not draining at that rate (shown as +Inf in metrics).
     pub seconds_until_exhausted: Option<f64>,
+    /// Looks at which the usage counter had gone backwards on the same cgroup (each charged
+    /// at the ceiling in force). Metrics only: not part of the API's answer.
+    #[serde(skip)]
+    pub usage_counter_resets: u64,
 }
 
 /// Every configured workload that is running now, in name order.
@@ -107,6 +111,7 @@ pub fn workload_views(agent: &Agent) -> Vec<WorkloadView> {
                     time_to_exhaustion(b, &w.profile, w.usage_rate)
                         .map(|scaled_ns| secs(scaled_ns) / k)
                 },
+                usage_counter_resets: u64::from(w.usage_counter_resets),
             }
         })
         .collect();

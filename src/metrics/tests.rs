@@ -324,6 +324,7 @@ fn view(name: &str) -> WorkloadView {
         usage_cores: 0.0,
         held_at_baseline: false,
         seconds_until_exhausted: None,
+        usage_counter_resets: 0,
     }
 }
 
