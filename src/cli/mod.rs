@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod advise;
 pub mod args;
 pub mod client;
 pub mod daemon_cmd;
@@ -36,6 +37,9 @@ pub enum Command {
     /// Replay a utilisation trace (CSV) through the credit model: CloudWatch-like metrics per
     /// step, a summary with the surplus cost, optionally a chart and a price comparison.
     Simulate(simulate::SimulateArgs),
+    /// Replay a trace on every burstable type that can carry it (both modes) and on fixed-size
+    /// types, ranked by monthly cost, with a recommendation. Prices: us-east-1, June 2024.
+    Advise(advise::AdviseArgs),
     /// Run a command in its own cgroup under a profile's credit rules, for its lifetime; exit
     /// with its exit status. No daemon needed.
     Exec(exec::ExecArgs),
@@ -65,6 +69,7 @@ pub fn main() -> ExitCode {
         Command::Daemon(a) => daemon_cmd::run_daemon(a),
         Command::Check(a) => daemon_cmd::run_check(a),
         Command::Simulate(args) => simulate::run(&args),
+        Command::Advise(args) => advise::run(&args),
         Command::Exec(a) => exec::run_exec(a),
         Command::Demo(a) => demo::run_demo(a),
         Command::Burn(a) => exec::run_burn(a),

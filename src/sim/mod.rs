@@ -26,9 +26,11 @@
 //! `surplus_owed_usd`), not charged; the cost comparison counts it, as AWS bills it at the
 //! next stop or the end of the billing period.
 
+pub mod advise;
 pub mod engine;
 pub mod marks;
 pub mod plot;
+pub mod prices;
 pub mod report;
 pub mod trace;
 

@@ -11,6 +11,7 @@
 //! [`mark_legend`] gives their legend entries, [`draw_legend`] draws a legend, [`mode_story`]
 //! words the mode changes.
 
+use super::advise::{Advice, AdviseOption};
 use super::engine::SimResult;
 use super::marks::{Marks, Span};
 use super::report::hms;
@@ -102,6 +103,118 @@ pub fn render_svg(profile: &Profile, result: &SimResult) -> Result<String, PlotE
         let (top, bottom) = root.split_vertically(HEIGHT as i32 * 46 / 100);
         draw_utilization(&top, profile, result)?;
         draw_credits(&bottom, result)?;
+        root.present().map_err(draw_err)?;
+    }
+    Ok(svg)
+}
+
+/// Lines of the options on the `advise` chart, in ranking order.
+const OPTION_COLORS: [RGBColor; 4] = [
+    RGBColor(31, 119, 180),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
+];
+
+/// Writes the `advise` chart ([`render_advice_svg`]) to `path`.
+pub fn write_advice_svg(path: &str, advice: &Advice) -> Result<(), PlotError> {
+    let svg = render_advice_svg(advice)?;
+    std::fs::write(path, svg).map_err(|source| PlotError::Io {
+        path: path.to_string(),
+        source,
+    })
+}
+
+/// `burstd advise --plot`: the trace's demand (vCPUs busy, 300 s averages) against the
+/// delivered CPU of the ranking's top 3 options and of the recommendation. A fixed-size
+/// option delivers min(demand, its vCPUs) of each average.
+pub fn render_advice_svg(advice: &Advice) -> Result<String, PlotError> {
+    let mut shown: Vec<&AdviseOption> = advice.options.iter().take(3).collect();
+    if let Some(r) = &advice.recommendation {
+        if let Some(o) = advice
+            .options
+            .iter()
+            .find(|o| o.instance_type == r.instance_type && o.mode == r.mode)
+        {
+            if !shown.iter().any(|s| std::ptr::eq(*s, o)) {
+                shown.push(o);
+            }
+        }
+    }
+    let span = advice.trace.duration_s.max(1.0);
+    let (unit, unit_s) = time_unit(span);
+    let x_max = span / unit_s;
+    let y_max = (advice.trace.peak_vcpus * 1.15).max(0.1);
+    let demand = &advice.demand_steps;
+    let stairs = |value: &dyn Fn(usize) -> f64| {
+        let mut points = Vec::with_capacity(demand.len() * 2);
+        let mut start = 0.0;
+        for (i, &(end, _)) in demand.iter().enumerate() {
+            let v = value(i);
+            points.push((start / unit_s, v));
+            points.push((end / unit_s, v));
+            start = end;
+        }
+        points
+    };
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT / 2 + 80)).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_err)?;
+        let root = root
+            .titled(
+                &format!(
+                    "burstd advise: demand ({} vCPUs peak) and delivered CPU of the top options",
+                    advice.trace.peak_vcpus
+                ),
+                ("sans-serif", 20),
+            )
+            .map_err(draw_err)?;
+        let (plot, legend) = plot_and_legend(&root);
+        let mut chart = ChartBuilder::on(&plot)
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+            .map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .x_desc(format!("time [{unit}]"))
+            .y_desc("vCPUs busy (300 s averages)")
+            .light_line_style(RGBColor(240, 240, 240))
+            .bold_line_style(RGBColor(215, 215, 215))
+            .x_label_formatter(&|x| axis_label(*x, x_max))
+            .y_label_formatter(&|y| axis_label(*y, y_max))
+            .draw()
+            .map_err(draw_err)?;
+        chart
+            .draw_series(AreaSeries::new(
+                stairs(&|i| demand[i].1),
+                0.0,
+                DEMANDED_FILL,
+            ))
+            .map_err(draw_err)?;
+        let mut entries = vec![("demand".to_string(), Swatch::Area(DEMANDED_FILL))];
+        for (k, o) in shown.iter().enumerate() {
+            let color = OPTION_COLORS[k % OPTION_COLORS.len()];
+            let points = match &o.result {
+                Some(r) => staircase(r, unit_s, |i| {
+                    r.steps[i].utilization * o.vcpus as f64 / 100.0
+                }),
+                None => stairs(&|i| demand[i].1.min(o.vcpus as f64)),
+            };
+            chart
+                .draw_series(LineSeries::new(points, color.stroke_width(2)))
+                .map_err(draw_err)?;
+            entries.push((
+                format!(
+                    "{} {} (${:.2}/month)",
+                    o.instance_type, o.mode, o.monthly_cost_usd
+                ),
+                Swatch::Line(color, 2),
+            ));
+        }
+        draw_legend(&legend, &entries)?;
         root.present().map_err(draw_err)?;
     }
     Ok(svg)
