@@ -243,3 +243,93 @@ fn plot_shows_demand_and_the_top_options() {
         assert!(text.contains(label), "{label}");
     }
 }
+
+const STATS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/config/cloudwatch-get-metric-statistics.json"
+);
+const DATA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/config/cloudwatch-get-metric-data.json"
+);
+const PROM: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/config/prometheus-query-range.json"
+);
+
+#[test]
+fn sample_exports_are_read_by_simulate_and_advise() {
+    // A day of 5-minute datapoints with a 10-minute gap: 286 datapoints + the gap = 24 h.
+    for (path, duration) in [(STATS, 86_400.0), (DATA, 86_400.0), (PROM, 86_400.0)] {
+        let o = burstd(&[
+            "simulate",
+            "--profile",
+            "t3.micro",
+            "--trace",
+            path,
+            "--format",
+            "json",
+        ]);
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(f(&v["summary"]["duration_s"]), duration, "{path}");
+        let notes = String::from_utf8_lossy(&o.stderr);
+        if path != PROM {
+            assert!(notes.contains("is the CPU it was delivered"), "{notes}");
+        }
+        let a = json(&["advise", "--trace", path]);
+        assert_eq!(f(&a["trace"]["duration_s"]), duration, "{path}");
+        assert!(a["recommendation"]["instance_type"].is_string());
+    }
+    let a = json(&["advise", "--trace", STATS]);
+    let notes = a["notes"].to_string();
+    assert!(notes.contains("286 datapoints, 300 s apart"), "{notes}");
+    assert!(notes.contains("1 gaps (600 s in all"), "{notes}");
+    let a = json(&["advise", "--trace", PROM]);
+    assert!(a["notes"]
+        .to_string()
+        .contains("1440 datapoints, 60 s apart"));
+}
+
+#[test]
+fn malformed_exports_exit_2_naming_the_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            r#"{"Datapoints": [{"Timestamp": "2024-05-01T00:00:00+00:00", "Average": "high"}]}"#,
+            "Datapoints[0] (2024-05-01T00:00:00+00:00): value \"high\" is not a number",
+        ),
+        (
+            r#"{"MetricDataResults": [], "Messages": []}"#,
+            "MetricDataResults: 0 results",
+        ),
+        (
+            r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#,
+            "data.resultType",
+        ),
+        ("{\n  \"Datapoints\": [,]\n}", "line 2 column"),
+    ];
+    for (i, (text, want)) in cases.iter().enumerate() {
+        let path = file(&dir, &format!("{i}.json"), text);
+        for cmd in [
+            vec!["simulate", "--profile", "t3.micro", "--trace", &path],
+            vec!["advise", "--trace", &path],
+        ] {
+            let o = burstd(&cmd);
+            assert_eq!(o.status.code(), Some(2), "{cmd:?}");
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(
+                err.contains(&format!("{path}: ")) && err.contains(want),
+                "{err}"
+            );
+        }
+    }
+    // Forcing a format reads the file as that format.
+    let o = burstd(&["advise", "--trace", STATS, "--trace-format", "csv"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("line 1: the header has no `seconds` column")
+    );
+    let o = burstd(&["advise", "--trace", EXAMPLE, "--trace-format", "prometheus"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not valid JSON"));
+}

@@ -6,7 +6,8 @@
 use super::exit::EX_BAD_INPUT;
 use crate::credit::profile;
 use crate::sim::advise::{self, Advice, AdviseRequest};
-use crate::sim::{prices, trace};
+use crate::sim::import::{self, TraceFormat};
+use crate::sim::prices;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::process::ExitCode;
@@ -36,9 +37,14 @@ pub enum AdviseFormat {
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = READING)]
 pub struct AdviseArgs {
-    /// Trace CSV with header `seconds,utilization[,event]`; `-` reads standard input.
+    /// Trace: CSV with header `seconds,utilization[,event]`, a CloudWatch CPUUtilization export
+    /// (`aws cloudwatch get-metric-statistics|get-metric-data --output json`) or a Prometheus
+    /// `/api/v1/query_range` answer; `-` reads standard input.
     #[arg(long, value_name = "FILE")]
     pub trace: String,
+    /// The trace's format [default: detected from its content].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub trace_format: Option<TraceFormat>,
     /// vCPUs of the machine the trace was measured on: its utilisation is a percentage of them.
     #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub vcpus: u32,
@@ -92,7 +98,8 @@ fn price_table(args: &AdviseArgs) -> Result<prices::PriceTable, String> {
 /// Runs the comparison; `Err` is a message for the user (exit 2).
 pub fn compute(args: &AdviseArgs) -> Result<(Advice, Vec<String>), String> {
     let table = price_table(args)?;
-    let segments = trace::load_trace(&args.trace).map_err(|e| e.to_string())?;
+    let loaded = import::load(&args.trace, args.trace_format).map_err(|e| e.to_string())?;
+    let segments = loaded.segments;
     let profiles = match &args.profiles {
         None => None,
         Some(names) => Some(
@@ -110,10 +117,12 @@ pub fn compute(args: &AdviseArgs) -> Result<(Advice, Vec<String>), String> {
         prices: &table,
     })
     .map_err(|e| format!("{}: {e}", trace_name(&args.trace)))?;
-    let notes = vec![format!(
-        "the trace's utilisation is taken as a percentage of {} vCPUs (--vcpus)",
+    let mut notes = vec![format!(
+        "the trace ({}) is taken as a percentage of {} vCPUs (--vcpus)",
+        loaded.format.as_str(),
         args.vcpus
     )];
+    notes.extend(loaded.notes);
     Ok((advice, notes))
 }
 

@@ -7,8 +7,9 @@ use super::args::{ArgError, ModeArg};
 use super::exit::EX_BAD_INPUT;
 use crate::credit::{profile, Credits, Landing, Mode, NS_PER_SEC};
 use crate::sim::engine::{ComparePrices, RAMP_LEVELS};
+use crate::sim::import::{self, TraceFormat};
 use crate::sim::report::{self, Format};
-use crate::sim::{plot, simulate, trace, SimConfig};
+use crate::sim::{plot, simulate, SimConfig};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -48,9 +49,14 @@ pub struct SimulateArgs {
     /// (AWS: 100 launches or starts); starts beyond it get none (`launch_credit_grants_refused`).
     #[arg(long, value_name = "N", default_value_t = crate::credit::DEFAULT_LAUNCH_LIMIT)]
     pub launch_credit_limit: u32,
-    /// Trace CSV with header `seconds,utilization[,event]`; `-` reads standard input.
-    #[arg(long, value_name = "FILE.csv")]
+    /// Trace: CSV with header `seconds,utilization[,event]`, a CloudWatch CPUUtilization export
+    /// (`aws cloudwatch get-metric-statistics|get-metric-data --output json`) or a Prometheus
+    /// `/api/v1/query_range` answer; `-` reads standard input.
+    #[arg(long, value_name = "FILE")]
     pub trace: String,
+    /// The trace's format [default: detected from its content].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub trace_format: Option<TraceFormat>,
     /// Output step in seconds (CloudWatch: 300).
     #[arg(long, value_name = "SECONDS", default_value_t = 300.0, value_parser = positive_ms, allow_negative_numbers = true)]
     pub step: f64,
@@ -219,8 +225,13 @@ pub fn run(args: &SimulateArgs) -> ExitCode {
     for warning in warnings(args, &config) {
         eprintln!("burstd simulate: warning: {warning}");
     }
-    let segments = match trace::load_trace(&args.trace) {
-        Ok(s) => s,
+    let segments = match import::load(&args.trace, args.trace_format) {
+        Ok(loaded) => {
+            for note in &loaded.notes {
+                eprintln!("burstd simulate: note: {note}");
+            }
+            loaded.segments
+        }
         Err(e) => return bad_input(e),
     };
     let result = match simulate(&config, &segments) {

@@ -366,8 +366,8 @@ fn recommend(options: &[AdviseOption]) -> Option<Recommendation> {
     }
     if let Some(cheapest) = options.first().filter(|_| served.is_some_and(|i| i > 0)) {
         why.push_str(&format!(
-            "; {} {} is cheaper at {}/month but is held at its baseline for {} s, leaving {} \
-             CPU-seconds unserved",
+            "; {} {} is cheaper at {}/month but is held at its baseline for {:.0} s, leaving \
+             {:.0} CPU-seconds unserved",
             cheapest.instance_type,
             cheapest.mode,
             usd(cheapest.monthly_cost_usd),

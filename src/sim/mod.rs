@@ -28,6 +28,7 @@
 
 pub mod advise;
 pub mod engine;
+pub mod import;
 pub mod marks;
 pub mod plot;
 pub mod prices;

@@ -162,6 +162,14 @@ pub enum TraceError {
     },
     #[error("{file}: the trace has a header but no rows")]
     Empty { file: String },
+    /// A CloudWatch or Prometheus export ([`super::import`]): `place` is the JSON path or
+    /// line and column.
+    #[error("{file}: {place}: {message}")]
+    Import {
+        file: String,
+        place: String,
+        message: String,
+    },
 }
 
 /// Opens `path` (`-` is standard input) and parses it.
