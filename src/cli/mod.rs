@@ -11,6 +11,7 @@ pub mod exec;
 pub mod exit;
 pub mod logging;
 pub mod profiles;
+pub mod record;
 pub mod simulate;
 use std::process::ExitCode;
 
@@ -40,6 +41,9 @@ pub enum Command {
     /// Replay a trace on every burstable type that can carry it (both modes) and on fixed-size
     /// types, ranked by monthly cost, with a recommendation. Prices: us-east-1, June 2024.
     Advise(advise::AdviseArgs),
+    /// Write a workload's measured CPU usage (a cgroup, systemd unit or process, from the
+    /// kernel's counters) as a trace for `simulate` and `advise`; Ctrl-C ends it cleanly.
+    Record(record::RecordArgs),
     /// Run a command in its own cgroup under a profile's credit rules, for its lifetime; exit
     /// with its exit status. No daemon needed.
     Exec(exec::ExecArgs),
@@ -70,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::Check(a) => daemon_cmd::run_check(a),
         Command::Simulate(args) => simulate::run(&args),
         Command::Advise(args) => advise::run(&args),
+        Command::Record(args) => record::run(args),
         Command::Exec(a) => exec::run_exec(a),
         Command::Demo(a) => demo::run_demo(a),
         Command::Burn(a) => exec::run_burn(a),
