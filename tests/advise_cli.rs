@@ -333,3 +333,24 @@ fn malformed_exports_exit_2_naming_the_place() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not valid JSON"));
 }
+
+#[test]
+fn a_recorded_trace_gives_its_vcpus() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = file(
+        &dir,
+        "r.csv",
+        "# burstd record: process 1, every 1 s, utilization in % of 4 vCPUs\n\
+         seconds,utilization\n3600.000,25.000\n",
+    );
+    let v = json(&["advise", "--trace", &trace]);
+    assert_eq!(v["trace"]["vcpus"], 4);
+    assert_eq!(f(&v["trace"]["peak_vcpus"]), 1.0);
+    assert!(v["notes"][0]
+        .as_str()
+        .unwrap()
+        .contains("from the trace's `burstd record` header"));
+    // --vcpus wins: 25% of 2 vCPUs is half a vCPU.
+    let v = json(&["advise", "--trace", &trace, "--vcpus", "2"]);
+    assert_eq!(f(&v["trace"]["peak_vcpus"]), 0.5);
+}

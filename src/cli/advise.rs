@@ -45,9 +45,10 @@ pub struct AdviseArgs {
     /// The trace's format [default: detected from its content].
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub trace_format: Option<TraceFormat>,
-    /// vCPUs of the machine the trace was measured on: its utilisation is a percentage of them.
-    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub vcpus: u32,
+    /// vCPUs of the machine the trace was measured on: its utilisation is a percentage of them
+    /// [default: as `burstd record` wrote in the trace's header, else 2].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub vcpus: Option<u32>,
     /// Region of the prices: the built-in table is us-east-1 (June 2024); another region
     /// needs --prices.
     #[arg(long, value_name = "R")]
@@ -100,6 +101,11 @@ pub fn compute(args: &AdviseArgs) -> Result<(Advice, Vec<String>), String> {
     let table = price_table(args)?;
     let loaded = import::load(&args.trace, args.trace_format).map_err(|e| e.to_string())?;
     let segments = loaded.segments;
+    let (vcpus, from) = match (args.vcpus, loaded.vcpus) {
+        (Some(n), _) => (n, "--vcpus"),
+        (None, Some(n)) => (n, "from the trace's `burstd record` header"),
+        (None, None) => (2, "the default; give --vcpus"),
+    };
     let profiles = match &args.profiles {
         None => None,
         Some(names) => Some(
@@ -112,15 +118,14 @@ pub fn compute(args: &AdviseArgs) -> Result<(Advice, Vec<String>), String> {
     };
     let advice = advise::advise(&AdviseRequest {
         segments: &segments,
-        vcpus: args.vcpus,
+        vcpus,
         profiles,
         prices: &table,
     })
     .map_err(|e| format!("{}: {e}", trace_name(&args.trace)))?;
     let mut notes = vec![format!(
-        "the trace ({}) is taken as a percentage of {} vCPUs (--vcpus)",
+        "the trace ({}) is taken as a percentage of {vcpus} vCPUs ({from})",
         loaded.format.as_str(),
-        args.vcpus
     )];
     notes.extend(loaded.notes);
     Ok((advice, notes))

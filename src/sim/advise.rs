@@ -266,8 +266,9 @@ pub fn advise(req: &AdviseRequest) -> Result<Advice, AdviseError> {
             });
         }
     }
+    // Fixed types are alternatives: only those that carry the peak, --profiles or not.
     for (name, f) in &req.prices.fixed {
-        if !explicit && (f.vcpus as f64) < peak {
+        if (f.vcpus as f64) < peak {
             skipped.push(format!(
                 "{name}: {} vCPU cannot carry the peak of {} vCPUs",
                 f.vcpus,

@@ -38,6 +38,20 @@ pub struct Loaded {
     pub format: TraceFormat,
     /// What the reader did that the user should know (gaps, duplicates, what the numbers mean).
     pub notes: Vec<String>,
+    /// The vCPUs the utilisation is a percentage of, when the file says (`burstd record`'s
+    /// header comment `… in % of N vCPUs`).
+    pub vcpus: Option<u32>,
+}
+
+/// N from a `# burstd record: … in % of N vCPUs` comment line.
+fn recorded_vcpus(text: &str) -> Option<u32> {
+    text.lines()
+        .take_while(|l| l.starts_with('#'))
+        .filter(|l| l.starts_with("# burstd record:"))
+        .find_map(|l| {
+            let rest = &l[l.find("% of ")? + 5..];
+            rest.strip_suffix(" vCPUs")?.trim().parse().ok()
+        })
 }
 
 /// What a trace of delivered CPU means on a T instance.
@@ -85,6 +99,7 @@ pub fn parse(text: &str, file: &str, format: Option<TraceFormat>) -> Result<Load
             segments: parse_trace(text.as_bytes(), file)?,
             format,
             notes: Vec::new(),
+            vcpus: recorded_vcpus(text),
         }),
         TraceFormat::Cloudwatch | TraceFormat::Prometheus => {
             let err = |place: String, message: String| TraceError::Import {
@@ -112,6 +127,7 @@ pub fn parse(text: &str, file: &str, format: Option<TraceFormat>) -> Result<Load
                 segments,
                 format,
                 notes,
+                vcpus: None,
             })
         }
     }
@@ -516,6 +532,19 @@ mod tests {
 
     fn load(text: &str) -> Result<Loaded, TraceError> {
         parse(text, "f.json", None)
+    }
+
+    #[test]
+    fn recorded_traces_say_their_vcpus() {
+        let l = parse(
+            "# burstd record: cgroup a (cgroup v1), every 1 s, utilization in % of 4 vCPUs\n\
+             seconds,utilization\n1.000,5.000\n",
+            "r.csv",
+            None,
+        )
+        .unwrap();
+        assert_eq!((l.format, l.vcpus), (TraceFormat::Csv, Some(4)));
+        assert_eq!(recorded_vcpus("seconds,utilization\n"), None);
     }
 
     #[test]
