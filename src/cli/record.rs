@@ -23,7 +23,8 @@ pub struct RecordArgs {
     /// A systemd unit: its cgroup (`systemctl show -p ControlGroup`).
     #[arg(long, value_name = "NAME")]
     pub unit: Option<String>,
-    /// A process: the user + system time of all its threads.
+    /// A process and its descendants: the user + system time of all their threads, and of
+    /// the children they waited for.
     #[arg(long, value_name = "PID")]
     pub pid: Option<u32>,
     /// Time between samples: `1s`, `500ms`, `5m`, or seconds.
@@ -113,15 +114,41 @@ impl Source {
                 if stat.state == 'Z' || stat.state == 'X' {
                     return Err(Ok(Gone));
                 }
-                let ticks = (stat.utime + stat.stime) as u128;
                 let hz = procfs::ticks_per_second().max(1) as u128;
                 Ok(Reading {
-                    usage_ns: (ticks * 1_000_000_000 / hz) as u64,
+                    usage_ns: (tree_ticks(*pid as i32) as u128 * 1_000_000_000 / hz) as u64,
                     throttled: None,
                 })
             }
         }
     }
+}
+
+/// Clock ticks of CPU time of process `root` and its descendants: each live one's user +
+/// system time plus that of its children it has waited for (`cutime`, `cstime`), so a child
+/// that ends and is reaped inside the tree keeps counting. Descendants that were reparented
+/// out of the tree are lost.
+fn tree_ticks(root: i32) -> u64 {
+    let Ok(all) = procfs::process::all_processes() else {
+        return 0;
+    };
+    let stats: Vec<_> = all.filter_map(|p| p.ok()?.stat().ok()).collect();
+    let mut tree = vec![root];
+    let mut total = 0u64;
+    let mut i = 0;
+    while i < tree.len() {
+        let pid = tree[i];
+        for s in &stats {
+            if s.pid == pid {
+                let waited = (s.cutime.max(0) + s.cstime.max(0)) as u64;
+                total += s.utime + s.stime + waited;
+            } else if s.ppid == pid && !tree.contains(&s.pid) {
+                tree.push(s.pid);
+            }
+        }
+        i += 1;
+    }
+    total
 }
 
 /// A cgroup path as given (relative, `/`-led as systemd prints it, or under a mount point)
