@@ -488,6 +488,10 @@ def write(a, m, samp, eng, fleets, drain):
           "at a workload allocates nothing (reads use one buffer per thread, and a file opened per read gets its "
           "path built in a reused one): `tests/no_alloc_per_look.rs` counts allocations over a minute of looks "
           "with a counting allocator and requires zero.\n")
+    # Figures measured by hand (the abuse runs need a second client program): kept verbatim.
+    abuse = Path(__file__).with_name("abuse.md")
+    if abuse.exists():
+        w(abuse.read_text())
     Path(a.out).write_text("\n".join(L) + "\n")
     log(f"wrote {a.out}")
 
