@@ -110,7 +110,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "burstd_external_quota_changes_total",
     "burstd_container_label_errors_total",
     "burstd_workload_name_collisions_total",
-    "burstd_usage_counter_resets_total",
+    "burstd_cpu_usage_rewinds_total",
     "burstd_cgroup_reopens_total",
     "burstd_cgroup_files_open",
     "burstd_state_saves_total",
@@ -229,7 +229,7 @@ const WORKLOAD_FAMILIES: &[WorkloadFamily] = &[
         value: |w| Some(f64::from(u8::from(w.held_at_baseline))),
     },
     WorkloadFamily {
-        name: "burstd_usage_counter_resets",
+        name: "burstd_cpu_usage_rewinds",
         help: "Looks at which the cgroup's usage counter had gone backwards (zeroed by its owner): each interval charged at the ceiling in force",
         kind: Kind::Counter,
         value: |w| Some(w.usage_counter_resets as f64),
