@@ -296,15 +296,61 @@ fn grafana_dashboard_is_valid_json_templated_on_workload() {
     ))
     .unwrap();
     let d: serde_json::Value = serde_json::from_str(&text).unwrap();
+    // Grafana 10/11 dashboards (schema 36+: a datasource object per panel and target).
+    let schema = d["schemaVersion"].as_u64().unwrap();
+    assert!((36..=41).contains(&schema), "schemaVersion {schema}");
+    // job, instance and workload: multi-select, "All" = `.*`, the current value a list.
     let vars = d["templating"]["list"].as_array().unwrap();
-    assert!(vars.iter().any(|v| v["name"] == "workload"));
+    for name in ["job", "instance", "workload"] {
+        let v = vars
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no variable {name}"));
+        assert_eq!(v["multi"], true, "{name}");
+        assert_eq!(v["includeAll"], true, "{name}");
+        assert_eq!(v["allValue"], ".*", "{name}");
+        assert!(v["current"]["value"].is_array(), "{name}: {}", v["current"]);
+        assert!(v["current"]["text"].is_array(), "{name}: {}", v["current"]);
+        assert_known_metrics(v["definition"].as_str().unwrap(), &[]);
+    }
     let panels = d["panels"].as_array().unwrap();
     assert!(panels.len() >= 3);
     for p in panels {
         for t in p["targets"].as_array().unwrap() {
-            assert_known_metrics(t["expr"].as_str().unwrap(), &[]);
+            let expr = t["expr"].as_str().unwrap();
+            assert_known_metrics(expr, &[]);
+            // A fleet: every query is filtered by host, every legend names it.
+            assert!(
+                expr.contains("job=~\"$job\",instance=~\"$instance\""),
+                "{expr}"
+            );
+            if let Some(legend) = t["legendFormat"].as_str().filter(|l| !l.is_empty()) {
+                assert!(legend.contains("{{instance}}"), "{legend}");
+            }
+            // rate()/irate() windows follow the scrape interval ($__rate_interval).
+            for f in ["rate(", "irate("] {
+                for (i, _) in expr.match_indices(f) {
+                    let call = &expr[i..];
+                    let close = call.find(')').unwrap();
+                    assert!(
+                        call[..close].ends_with("[$__rate_interval]"),
+                        "{expr}: a fixed rate window"
+                    );
+                }
+            }
         }
     }
+    // Time to exhaustion: standard mode only (unlimited is never held), +Inf left out.
+    let tte = panels
+        .iter()
+        .find(|p| p["title"] == "Time until credits run out")
+        .unwrap();
+    let expr = tte["targets"][0]["expr"].as_str().unwrap();
+    assert!(expr.contains("< +Inf"), "{expr}");
+    assert!(
+        expr.contains("group_left(profile, mode) burstd_workload_info{mode=\"standard\"}"),
+        "{expr}"
+    );
 }
 
 fn view(name: &str) -> WorkloadView {
