@@ -313,13 +313,19 @@ fn push_value(out: &mut String, v: f64) {
 /// Writes every per-workload family. `openmetrics`: a counter family is named without
 /// `_total` in HELP/TYPE (its samples carry it); classic text names it with `_total`.
 fn encode_workloads(out: &mut String, views: &[WorkloadView], openmetrics: bool) {
-    out.push_str("# HELP ");
-    out.push_str(WORKLOAD_INFO);
-    out.push(' ');
-    out.push_str(WORKLOAD_INFO_HELP);
-    out.push_str(".\n# TYPE ");
-    out.push_str(WORKLOAD_INFO);
-    out.push_str(" gauge\n");
+    // OpenMetrics has an info type: family `burstd_workload`, samples `burstd_workload_info`;
+    // the classic format has none, so there it is a gauge named like its samples.
+    let (family, kind) = match openmetrics {
+        true => (WORKLOAD_INFO.trim_end_matches("_info"), "info"),
+        false => (WORKLOAD_INFO, "gauge"),
+    };
+    for (head, tail) in [("# HELP ", WORKLOAD_INFO_HELP), ("# TYPE ", kind)] {
+        out.push_str(head);
+        out.push_str(family);
+        out.push(' ');
+        out.push_str(tail);
+        out.push_str(if head == "# HELP " { ".\n" } else { "\n" });
+    }
     for w in views {
         out.push_str(WORKLOAD_INFO);
         out.push_str(&info_label_set(w));

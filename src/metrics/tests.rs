@@ -399,8 +399,14 @@ fn label_values_are_escaped_and_both_formats_pass_promtool() {
     // No ceiling known: no sample for it; no balance: +Inf.
     assert!(!classic.contains("burstd_cpu_ceiling_cores{"));
     assert!(classic.contains("burstd_seconds_until_exhausted{workload=\"plain\"} +Inf\n"));
+    assert!(classic.contains("# TYPE burstd_workload_info gauge\n"));
     let om = encode(&s, true);
     assert!(om.contains("# TYPE burstd_cpu_credit_usage counter\n"));
+    // The info series: OpenMetrics's info type, family name without `_info`.
+    assert!(om.contains("# TYPE burstd_workload info\n"), "{om}");
+    assert!(om.contains(
+        "burstd_workload_info{workload=\"plain\",profile=\"t3.micro\",mode=\"standard\",family=\"t3\"} 1\n"
+    ));
     assert!(om.ends_with("# EOF\n"));
     assert_eq!(om.matches("# EOF").count(), 1);
     // promtool (Debian package `prometheus`; .ci/run installs it) parses and lints the text.
