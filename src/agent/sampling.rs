@@ -7,7 +7,7 @@ use super::decide::{
 };
 use super::workload::WorkloadEvent;
 use crate::cgroup::{Sample, WriteOutcome};
-use crate::credit::{time_to_exhaustion, Mode, Rate};
+use crate::credit::{exact_horizon_ns, time_to_exhaustion, Mode, Rate};
 use std::cmp::Reverse;
 use tracing::{debug, info, warn};
 
@@ -27,25 +27,42 @@ impl Agent {
         }
     }
 
-    /// When this workload next needs a look: at the latest after `max_interval`, sooner when
-    /// its balance can reach zero before that at its full ceiling. A workload with a full
-    /// bucket that is not spending waits `full_interval`: its looks only confirm that earnings
-    /// are discarded (see docs/semantics.md for the bound this puts on a burst's first look).
+    /// When this workload next needs a look. Between two looks the model sees only the CPU
+    /// used in total, and one linear step is exact as long as the balance could not reach zero
+    /// (flat out at its ceiling) nor its maximum (using nothing) inside it: that is the
+    /// workload's horizon (`credit::exact_horizon_ns`). A workload whose horizon is at least
+    /// `max_interval` is looked at at its horizon, but at least every `drift_check` (liveness,
+    /// and other writers of its quota); a t3.micro half full then needs a look every 5 s, not
+    /// every second. Nearer a clamp, and while held at baseline (its release is due as soon as
+    /// it has earned `release_above_credits`), the rule is as before: every `max_interval`,
+    /// sooner at the predicted zero. A full bucket that is not spending waits `full_interval`
+    /// (see docs/semantics.md for the bound this puts on a burst's first look).
     pub(super) fn schedule_next(&mut self, i: usize, now_ns: u64) {
         let k = self.config.time_scale_milli.max(1);
         let policy = self.config.policy;
         let w = &self.workloads[i];
-        let max = if full_and_idle(&w.bucket, &w.profile, w.usage_rate) {
-            self.config.full_interval_ms
-        } else {
-            self.config.max_interval_ms
-        } * MS;
+        let real = |scaled: u64| (scaled as u128 * 1000 / k as u128).min(u64::MAX as u128) as u64;
+        let max_interval = self.config.max_interval_ms * MS;
+        let ceiling = w.ceiling(&policy);
         // A standard workload with credits may reach zero at its full ceiling before that.
         let to_zero = (w.bucket.mode == Mode::Standard && !w.bucket.held)
-            .then(|| time_to_exhaustion(&w.bucket, &w.profile, w.ceiling(&policy)))
+            .then(|| time_to_exhaustion(&w.bucket, &w.profile, ceiling))
             .flatten()
-            .map(|scaled| (scaled as u128 * 1000 / k as u128) as u64);
-        let at = next_look_ns(now_ns, max, to_zero);
+            .map(real);
+        let horizon = (!w.bucket.held)
+            .then(|| exact_horizon_ns(&w.bucket, &w.profile, ceiling))
+            .flatten()
+            .map(real)
+            .filter(|&h| h >= max_interval);
+        let (max, soonest) = if full_and_idle(&w.bucket, &w.profile, w.usage_rate) {
+            (self.config.full_interval_ms * MS, to_zero)
+        } else if let Some(h) = horizon {
+            let cap = (self.config.drift_check_ms * MS).max(max_interval);
+            (cap, Some(h))
+        } else {
+            (max_interval, to_zero)
+        };
+        let at = next_look_ns(now_ns, max, soonest);
         let w = &mut self.workloads[i];
         w.next_wake_ns = at;
         self.wakes.push(Reverse((at, i)));

@@ -24,12 +24,18 @@ pub struct WorkloadView {
     pub running: bool,
     /// E + L (EC2's CPUCreditBalance).
     pub cpu_credit_balance: f64,
+    /// E, the earned part of the balance (a balance, not a total). `EarnedCreditBalance` in
+    /// the API; its old name `EarnedCredits` is still sent and read until the next release.
+    #[serde(rename = "EarnedCreditBalance")]
     pub earned_credits: f64,
     pub launch_credits: f64,
     /// S (EC2's CPUSurplusCreditBalance).
     pub surplus_credit_balance: f64,
     /// Totals since the workload was first managed (state file included).
     pub credits_spent: f64,
+    /// Credits earned since first managed, before the accrual limit (a running total).
+    /// `CreditsEarnedTotal` in the API; old name `CreditsEarned`, as for `EarnedCreditBalance`.
+    #[serde(rename = "CreditsEarnedTotal")]
     pub credits_earned: f64,
     pub credits_discarded: f64,
     pub surplus_credits_charged: f64,

@@ -600,6 +600,28 @@ async fn credit_balances_are_live() {
         assert_eq!(web["CpuCredits"], "unlimited");
         assert!(web["SurplusCreditBalance"].as_f64().unwrap() > 0.0, "{web}");
         assert_eq!(web["SecondsUntilExhausted"], 0.0);
+        // Issue 17 item 5: the balance E and the running total have names that say which is
+        // which; the old names ride along for one release with the same numbers.
+        for w in b {
+            let e = w["EarnedCreditBalance"].as_f64().unwrap();
+            let total = w["CreditsEarnedTotal"].as_f64().unwrap();
+            assert_eq!(w["EarnedCredits"].as_f64(), Some(e), "{w}");
+            assert_eq!(w["CreditsEarned"].as_f64(), Some(total), "{w}");
+        }
+        // batch (t2.micro, earning 6/h): 200 ms at 60× = 12 s of credit time = 0.02 earned.
+        let batch_total = batch["CreditsEarnedTotal"].as_f64().unwrap();
+        assert!((batch_total - 0.02).abs() < 0.001, "{batch}");
+        // Read back into the typed view (what `burstd status` does), new names and old.
+        let typed: DescribeCreditBalancesResponse = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(typed.credit_balances.len(), 2);
+        let mut old_only = v.clone();
+        for w in old_only["CreditBalances"].as_array_mut().unwrap() {
+            let o = w.as_object_mut().unwrap();
+            o.remove("EarnedCreditBalance");
+            o.remove("CreditsEarnedTotal");
+        }
+        let from_old: DescribeCreditBalancesResponse = serde_json::from_value(old_only).unwrap();
+        assert_eq!(from_old, typed);
     })
     .await;
 }
