@@ -97,3 +97,43 @@ fn recording_matches_the_kernel_total_and_reports_the_cap() {
         .unwrap();
     assert!(s.status.success(), "{}", String::from_utf8_lossy(&s.stderr));
 }
+
+#[test]
+fn exec_record_matches_the_kernel_total() {
+    if !real_kernel_available("exec_record_matches_the_kernel_total") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("exec.csv");
+    // Busy for 1.5 s, idle for 1 s, on a profile that is never held (unlimited).
+    let script = format!("{BIN} burn --seconds 1.5; sleep 1");
+    let o = Command::new(BIN)
+        .args(["exec", "--profile", "t3.large", "--mode", "unlimited"])
+        .arg("--record")
+        .arg(&out)
+        .args(["--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("rows into"), "{err}");
+    // The summary's "CPU used X s", measured by the kernel (cpuacct.usage of the exec cgroup).
+    let kernel_s: f64 = err
+        .split("CPU used ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains("in % of 2 vCPUs"), "{text}");
+    let mut cpu = 0.0;
+    for line in text.lines().filter(|l| !l.starts_with('#')).skip(1) {
+        let (s, u) = line.split_once(',').unwrap();
+        cpu += s.parse::<f64>().unwrap() * u.parse::<f64>().unwrap() / 100.0 * 2.0;
+    }
+    assert!(kernel_s > 0.3, "{kernel_s}");
+    assert!(
+        (cpu - kernel_s).abs() <= 0.02 * kernel_s + 0.001,
+        "trace {cpu} CPU-s, kernel {kernel_s} CPU-s\n{text}"
+    );
+}

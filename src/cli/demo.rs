@@ -130,6 +130,7 @@ fn demo(a: DemoArgs) -> Result<ExitCode, DemoError> {
             time_scale_milli: k_milli,
             state_file: None,
             parent: None,
+            record: None,
             output: Output::Live,
             log_every_s: 2.0,
             label: format!("demo {mode}"),

@@ -35,6 +35,11 @@ pub struct ExecArgs {
     /// Default: `burstd` on cgroup v1 or as root; on v2 otherwise, burstd's own (delegated) cgroup.
     #[arg(long)]
     pub parent: Option<String>,
+    /// Also write the command's measured CPU usage every second as a trace for `simulate` and
+    /// `advise` (utilisation in % of the profile's vCPUs). While it is held at its baseline
+    /// its usage is not its demand: the summary says for how long.
+    #[arg(long, value_name = "FILE.csv")]
+    pub record: Option<PathBuf>,
     /// No live status; only the summary and errors.
     #[arg(long, short)]
     pub quiet: bool,
@@ -68,6 +73,7 @@ fn options(a: ExecArgs) -> Result<ExecOptions, ArgError> {
         mode: a.mode.map(Into::into),
         state_file: a.state,
         parent: a.parent,
+        record: a.record,
         output: if a.quiet { Output::Quiet } else { Output::Live },
         log_every_s: 5.0,
         label: "burstd exec".into(),

@@ -9,6 +9,7 @@
 
 use super::exit::{EX_BAD_INPUT, EX_FAILURE};
 use crate::cgroup::{Cgroup, Layout};
+use crate::exec::trace_out::{header as trace_header, row, utilization};
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -64,21 +65,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("{s:?} must be from 1 ms to 100 years"));
     }
     Ok(Duration::from_secs_f64(secs))
-}
-
-/// Percent of `vcpus` busy: `cpu_ns` of CPU time over `wall_ns`.
-pub fn utilization(cpu_ns: u64, wall_ns: u64, vcpus: u32) -> f64 {
-    if wall_ns == 0 {
-        return 0.0;
-    }
-    cpu_ns as f64 * 100.0 / (wall_ns as f64 * vcpus as f64)
-}
-
-/// One trace row: seconds to the ms (the trace's resolution), utilisation to 1/1000 %,
-/// at most 100.
-pub fn row(wall_ns: u64, cpu_ns: u64, vcpus: u32) -> String {
-    let u = utilization(cpu_ns, wall_ns, vcpus).min(100.0);
-    format!("{:.3},{:.3}\n", wall_ns as f64 / 1e9, u)
 }
 
 /// What is recorded.
@@ -251,11 +237,7 @@ pub fn run(args: RecordArgs) -> ExitCode {
             return ExitCode::from(EX_FAILURE);
         }
     };
-    let header = format!(
-        "# burstd record: {what}, every {} s, utilization in % of {vcpus} vCPUs\n\
-         seconds,utilization\n",
-        args.interval.as_secs_f64()
-    );
+    let header = trace_header(&what, args.interval.as_secs_f64(), vcpus);
     eprintln!(
         "burstd record: recording {what} every {} s into {} (Ctrl-C ends it)",
         args.interval.as_secs_f64(),
@@ -397,9 +379,8 @@ mod tests {
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("1y").unwrap_err().contains("unknown unit"));
-        // Half a core for 1 s on 2 vCPUs is 25%; more than all vCPUs is written as 100%.
+        // Half a core for 1 s on 2 vCPUs is 25%.
         assert_eq!(row(1_000_000_000, 500_000_000, 2), "1.000,25.000\n");
-        assert_eq!(row(1_000_000_000, 3_000_000_000, 2), "1.000,100.000\n");
         assert_eq!(utilization(1, 0, 1), 0.0);
     }
 

@@ -7,6 +7,7 @@
 pub mod place;
 pub mod report;
 pub mod spawn;
+pub mod trace_out;
 
 use crate::agent::clock::{Clock, SystemClock};
 use crate::agent::discover::Discoverer;
@@ -46,6 +47,8 @@ pub struct ExecOptions {
     pub time_scale_milli: u64,
     pub state_file: Option<PathBuf>,
     pub parent: Option<String>,
+    /// Write the measured usage as a trace here (`burstd exec --record`).
+    pub record: Option<PathBuf>,
     pub output: Output,
     /// Seconds between plain status lines when stderr is not a terminal.
     pub log_every_s: f64,
@@ -196,6 +199,26 @@ pub fn run(opts: &ExecOptions) -> Result<Outcome, ExecError> {
         w.bucket.balance()
     ));
 
+    let mut trace = match &opts.record {
+        None => None,
+        Some(path) => Some(
+            trace_out::TraceWriter::create(
+                path,
+                &format!(
+                    "burstd exec {} under {} {}",
+                    program.to_string_lossy(),
+                    w.profile.name,
+                    w.bucket.mode
+                ),
+                w.profile.vcpus,
+                RECORD_EVERY_NS,
+                start.usage_ns,
+                start_ns,
+            )
+            .map_err(|e| ExecError::Usage(format!("--record {}: {e}", path.display())))?,
+        ),
+    };
+
     let cmd = spawn::command_in_cgroup(program, args, procs);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -208,6 +231,7 @@ pub fn run(opts: &ExecOptions) -> Result<Outcome, ExecError> {
         &mut screen,
         opts,
         start_ns,
+        &mut trace,
     ));
     let watch = watch.map_err(|source| ExecError::Spawn {
         command: program.to_string_lossy().into_owned(),
@@ -222,6 +246,23 @@ pub fn run(opts: &ExecOptions) -> Result<Outcome, ExecError> {
     let end_ns = clock.now_ns();
     let wall = clock.wall_s();
     agent.sample_all(end_ns, wall);
+    if let (Some(t), Some(w)) = (&mut trace, agent.get(WORKLOAD)) {
+        match t.finish(w.last.usage_ns, w.last_at_ns) {
+            Ok(()) => screen.line(&format!(
+                "recorded {} rows into {}",
+                t.rows,
+                t.path.display()
+            )),
+            Err(e) => screen.line(&format!("--record {}: {e}", t.path.display())),
+        }
+        if watch.held_total_ns > 0 {
+            screen.line(&format!(
+                "held at its baseline for {} while recording: there usage is not demand, \
+                 the trace is a lower bound",
+                report::duration(watch.held_total_ns as f64 / 1e9)
+            ));
+        }
+    }
     let summary = finish(&mut agent, opts, &start, &watch, end_ns, wall);
     if let Some(path) = &opts.state_file {
         state::save_file(path, &agent.snapshot(wall, &sections))?;
@@ -240,6 +281,9 @@ pub fn run(opts: &ExecOptions) -> Result<Outcome, ExecError> {
         summary,
     })
 }
+
+/// Rows of `exec --record`: one a second.
+const RECORD_EVERY_NS: u64 = 1_000_000_000;
 
 fn scale_note(k_milli: u64) -> String {
     if k_milli == 1000 {
@@ -310,6 +354,7 @@ async fn supervise(
     screen: &mut Screen,
     opts: &ExecOptions,
     start_ns: u64,
+    trace: &mut Option<trace_out::TraceWriter>,
 ) -> std::io::Result<Watch> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
@@ -341,6 +386,15 @@ async fn supervise(
         let now = clock.now_ns();
         agent.tick(now, clock.wall_s());
         let usage_now = agent.get(WORKLOAD).map_or(0, |w| w.last.usage_ns);
+        if let (Some(t), Some(w)) = (trace.as_mut(), agent.get(WORKLOAD)) {
+            if let Err(e) = t.observe(w.last.usage_ns, w.last_at_ns) {
+                screen.line(&format!(
+                    "--record {}: {e}; recording stopped",
+                    t.path.display()
+                ));
+                *trace = None;
+            }
+        }
         for e in agent.take_events() {
             match e {
                 WorkloadEvent::Held(_) => {
