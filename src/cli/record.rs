@@ -184,10 +184,13 @@ fn open_source(args: &RecordArgs) -> Result<(Source, String), String> {
     };
     let layout = Layout::detect().map_err(|e| e.to_string())?;
     let rel = relative(&layout, &path);
-    let cg = layout
-        .hierarchy()
-        .open(&rel)
-        .map_err(|e| format!("--cgroup {path}: {e}"))?;
+    let cg = layout.hierarchy().open(&rel).map_err(|e| {
+        if e.is_gone() {
+            format!("--cgroup {path}: no such cgroup ({e})")
+        } else {
+            format!("--cgroup {path}: {e}")
+        }
+    })?;
     let kind = match layout {
         Layout::V2 { .. } => "v2",
         Layout::V1 { .. } => "v1",
