@@ -128,6 +128,13 @@ pub fn compute(args: &AdviseArgs) -> Result<(Advice, Vec<String>), String> {
         loaded.format.as_str(),
     )];
     notes.extend(loaded.notes);
+    if advice.mode_switches_ignored > 0 {
+        notes.push(format!(
+            "{} mode switches (standard/unlimited events) in the trace ignored: each option \
+             runs in its own mode throughout; stops and starts are kept",
+            advice.mode_switches_ignored
+        ));
+    }
     Ok((advice, notes))
 }
 

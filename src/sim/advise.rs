@@ -79,6 +79,8 @@ pub struct Advice {
     pub prices: PriceInfo,
     /// Candidates left out, and why (no price, too few vCPUs).
     pub skipped: Vec<String>,
+    /// `standard`/`unlimited` events of the trace left out: each option runs in its own mode.
+    pub mode_switches_ignored: usize,
     /// The demand in vCPUs busy, averaged over [`CHART_STEP_S`] steps: (end s, vCPUs), for
     /// the chart.
     #[serde(skip)]
@@ -183,8 +185,33 @@ fn beyond(demand: &[(u64, f64, bool)], cap: u32) -> f64 {
         .sum()
 }
 
-/// Replays the trace on every option and ranks them.
+/// The trace without its mode switches (`standard`, `unlimited` events): each option runs
+/// in one mode from start to end. Stops and starts stay. Returns how many were dropped.
+pub fn without_mode_switches(segments: &[Segment]) -> (Vec<Segment>, usize) {
+    let mut dropped = 0;
+    let out = segments
+        .iter()
+        .map(|s| match s.event {
+            Some(Event::Standard | Event::Unlimited) => {
+                dropped += 1;
+                Segment { event: None, ..*s }
+            }
+            _ => *s,
+        })
+        .collect();
+    (out, dropped)
+}
+
+/// Replays the trace on every option and ranks them. Mode switches in the trace are ignored
+/// ([`without_mode_switches`]): the mode is the option's.
 pub fn advise(req: &AdviseRequest) -> Result<Advice, AdviseError> {
+    let (segments, switches) = without_mode_switches(req.segments);
+    let req = &AdviseRequest {
+        segments: &segments,
+        vcpus: req.vcpus,
+        profiles: req.profiles.clone(),
+        prices: req.prices,
+    };
     let demand = running_demand(req.segments, req.vcpus);
     let duration_ns: u64 = demand.iter().map(|d| d.0).sum();
     let running_ns: u64 = demand.iter().filter(|d| d.2).map(|d| d.0).sum();
@@ -318,6 +345,7 @@ pub fn advise(req: &AdviseRequest) -> Result<Advice, AdviseError> {
             overridden_by: req.prices.overridden_by.clone(),
         },
         skipped,
+        mode_switches_ignored: switches,
         demand_steps: demand_steps(&demand, CHART_STEP_S),
     })
 }
