@@ -1,8 +1,9 @@
 //! The Prometheus endpoint: `GET /metrics` and `GET /healthz`.
 //!
-//! Every scrape asks the agent's task for a fresh [`Scrape`] through a narrow handle,
+//! A scrape asks the agent's task for a fresh [`Scrape`] through a narrow handle,
 //! [`Asker<Probe>`] (the loop samples every workload's counters at that moment), and builds a
-//! new registry from it, so a workload that stopped is simply absent from the next scrape. Encoding is `prometheus-client`'s OpenMetrics text;
+//! new registry from it, so a workload that stopped is simply absent from the next scrape.
+//! The rendered body is shared with the scrapes of the next [`RENDER_REUSE`] ([`Rendered`]). Encoding is `prometheus-client`'s OpenMetrics text;
 //! a client that does not ask for OpenMetrics gets the classic text format (0.0.4).
 
 use crate::agent::persist::SaveStats;
@@ -10,7 +11,7 @@ use crate::agent::view::WorkloadView;
 use crate::agent::Health;
 use crate::ask::{Asker, Reply};
 use crate::http::{self, Body};
-use hyper::body::Incoming;
+use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -20,8 +21,10 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 
 pub const OPENMETRICS_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 pub const TEXT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -476,24 +479,64 @@ pub async fn ask_scrape(probes: &Asker<Probe>) -> Option<Scrape> {
     probes.ask(Probe::Scrape).await.ok()
 }
 
-async fn handle(req: Request<Incoming>, probes: Asker<Probe>) -> Response<Body> {
+/// How long a rendered scrape is served again to other scrapes.
+pub const RENDER_REUSE: Duration = Duration::from_secs(1);
+
+/// The last rendered body of each format, shared by every connection: scrapes within
+/// [`RENDER_REUSE`] of a rendering get the same bytes (one body held however many clients are
+/// sent it), and only one rendering runs at a time (the others wait for it).
+#[derive(Clone, Default)]
+pub struct Rendered {
+    /// Index: 0 classic text, 1 OpenMetrics. `None` inside: the loop did not answer then.
+    slots: Arc<tokio::sync::Mutex<[Slot; 2]>>,
+}
+
+/// When a body was rendered, and the body (`None`: the loop did not answer).
+type Slot = Option<(Instant, Option<Bytes>)>;
+
+impl Rendered {
+    /// The body for `openmetrics`, rendered now or within the last [`RENDER_REUSE`]; `None`:
+    /// the control loop did not answer (also remembered for [`RENDER_REUSE`]).
+    pub async fn get(&self, probes: &Asker<Probe>, openmetrics: bool) -> Option<Bytes> {
+        let mut slots = self.slots.lock().await;
+        let slot = &mut slots[usize::from(openmetrics)];
+        if let Some((at, body)) = slot {
+            if at.elapsed() < RENDER_REUSE {
+                return body.clone();
+            }
+        }
+        let body = ask_scrape(probes)
+            .await
+            .map(|s| Bytes::from(encode(&s, openmetrics)));
+        *slot = Some((Instant::now(), body.clone()));
+        body
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    probes: Asker<Probe>,
+    rendered: Rendered,
+) -> Response<Body> {
     let text =
         |status, body: &'static str| http::response(status, "text/plain; charset=utf-8", body);
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
     }
     match req.uri().path() {
-        "/metrics" => match ask_scrape(&probes).await {
-            Some(s) => {
-                let om = wants_openmetrics(&req);
-                let ct = if om { OPENMETRICS_TYPE } else { TEXT_TYPE };
-                http::response(StatusCode::OK, ct, encode(&s, om))
+        "/metrics" => {
+            let om = wants_openmetrics(&req);
+            match rendered.get(&probes, om).await {
+                Some(body) => {
+                    let ct = if om { OPENMETRICS_TYPE } else { TEXT_TYPE };
+                    http::response(StatusCode::OK, ct, body)
+                }
+                None => text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the agent's control loop does not answer\n",
+                ),
             }
-            None => text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the agent's control loop does not answer\n",
-            ),
-        },
+        }
         // Healthy = the control loop answers within the timeout.
         "/healthz" => match probes.ask(Probe::Ping).await {
             Ok(()) => text(StatusCode::OK, "ok\n"),
@@ -509,14 +552,26 @@ async fn handle(req: Request<Incoming>, probes: Asker<Probe>) -> Response<Body> 
     }
 }
 
-/// Serves the endpoint on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, probes: Asker<Probe>) {
+/// Serves the endpoint on `listener` until the task is dropped, at most `max_connections`
+/// connections at once (see [`crate::http`] for every limit).
+pub async fn serve(listener: TcpListener, probes: Asker<Probe>, max_connections: usize) {
+    let gate = http::Gate::new(
+        "metrics",
+        max_connections,
+        "text/plain; charset=utf-8",
+        "too many connections; try again later\n",
+    );
+    let rendered = Rendered::default();
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
+                let Some(permit) = gate.admit(&stream) else {
+                    continue;
+                };
                 let probes = probes.clone();
-                tokio::spawn(http::serve_connection(stream, move |req| {
-                    handle(req, probes.clone())
+                let rendered = rendered.clone();
+                tokio::spawn(http::serve_connection(stream, permit, move |req| {
+                    handle(req, probes.clone(), rendered.clone())
                 }));
             }
             Err(e) => http::accept_failed("metrics", e).await,
