@@ -543,3 +543,43 @@ async fn concurrent_scrapes_share_one_rendered_body() {
     };
     tokio::join!(testkit::run(testkit::agent(&c, &fake), inbox), driver);
 }
+
+/// Issue 13 item 1: a client that pipelines scrapes and never reads is closed once a write has
+/// been blocked for `WRITE_STALL_TIMEOUT` (virtual time), holding nothing after that.
+#[tokio::test(start_paused = true)]
+async fn a_client_that_never_reads_is_closed_after_the_write_stall_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let fake = testkit::fake();
+    let text = "[[workload]]\nname = \"c\"\nmatch = \"pods/*\"\nprofile = \"t3.small\"\n";
+    for i in 0..200 {
+        fake.add(&format!("pods/p{i}"), 100);
+    }
+    let c = testkit::cfg(text, dir.path());
+    let (handles, inbox) = channels();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(serve(listener, handles.probes.clone(), 4));
+    let driver = async {
+        // A small receive buffer: the responses back up into the server's writes.
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.set_recv_buffer_size(4096).unwrap();
+        let mut s = sock.connect(addr).await.unwrap();
+        let asked = 40;
+        s.write_all(&b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(asked))
+            .await
+            .unwrap();
+        tokio::time::sleep(http::WRITE_STALL_TIMEOUT + Duration::from_secs(1)).await;
+        let mut out = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+        assert!(matches!(read, Ok(Ok(_))), "still open: {read:?}");
+        let answered = out.windows(12).filter(|w| w == b"HTTP/1.1 200").count();
+        assert!(
+            answered < asked,
+            "{answered} of {asked} answered: nothing stalled"
+        );
+        handles.control.send(Control::Shutdown).await.unwrap();
+    };
+    tokio::join!(testkit::run(testkit::agent(&c, &fake), inbox), driver);
+    server.abort();
+}
