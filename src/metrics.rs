@@ -3,7 +3,7 @@
 //! A scrape asks the agent's task for a fresh [`Scrape`] through a narrow handle,
 //! [`Asker<Probe>`] (the loop samples every workload's counters at that moment), and builds a
 //! new registry from it, so a workload that stopped is simply absent from the next scrape.
-//! The rendered body is shared with the scrapes of the next [`RENDER_REUSE`] ([`Rendered`]). Encoding is `prometheus-client`'s OpenMetrics text;
+//! The rendered body is shared with concurrent scrapes of the next [`RENDER_REUSE`] ([`Rendered`]). Encoding is `prometheus-client`'s OpenMetrics text;
 //! a client that does not ask for OpenMetrics gets the classic text format (0.0.4).
 
 use crate::agent::persist::SaveStats;
@@ -21,7 +21,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
@@ -483,16 +483,27 @@ pub async fn ask_scrape(probes: &Asker<Probe>) -> Option<Scrape> {
 pub const RENDER_REUSE: Duration = Duration::from_secs(1);
 
 /// The last rendered body of each format, shared by every connection: scrapes within
-/// [`RENDER_REUSE`] of a rendering get the same bytes (one body held however many clients are
-/// sent it), and only one rendering runs at a time (the others wait for it).
+/// [`RENDER_REUSE`] of a rendering get the same bytes while any connection still holds them
+/// (one body however many clients are sent it), and only one rendering runs at a time (the
+/// others wait for it). The cache itself holds no body: once the last connection sending it
+/// is done, the body is freed.
 #[derive(Clone, Default)]
 pub struct Rendered {
-    /// Index: 0 classic text, 1 OpenMetrics. `None` inside: the loop did not answer then.
+    /// Index: 0 classic text, 1 OpenMetrics.
     slots: Arc<tokio::sync::Mutex<[Slot; 2]>>,
 }
 
-/// When a body was rendered, and the body (`None`: the loop did not answer).
-type Slot = Option<(Instant, Option<Bytes>)>;
+/// When a body was rendered, and the body (`None`: the loop did not answer then).
+type Slot = Option<(Instant, Option<Weak<str>>)>;
+
+/// A shared body as hyper sends it (no copy).
+struct SharedBody(Arc<str>);
+
+impl AsRef<[u8]> for SharedBody {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
 
 impl Rendered {
     /// The body for `openmetrics`, rendered now or within the last [`RENDER_REUSE`]; `None`:
@@ -502,14 +513,21 @@ impl Rendered {
         let slot = &mut slots[usize::from(openmetrics)];
         if let Some((at, body)) = slot {
             if at.elapsed() < RENDER_REUSE {
-                return body.clone();
+                match body {
+                    None => return None,
+                    Some(weak) => {
+                        if let Some(body) = weak.upgrade() {
+                            return Some(Bytes::from_owner(SharedBody(body)));
+                        }
+                    }
+                }
             }
         }
-        let body = ask_scrape(probes)
+        let body: Option<Arc<str>> = ask_scrape(probes)
             .await
-            .map(|s| Bytes::from(encode(&s, openmetrics)));
-        *slot = Some((Instant::now(), body.clone()));
-        body
+            .map(|s| Arc::from(encode(&s, openmetrics)));
+        *slot = Some((Instant::now(), body.as_ref().map(Arc::downgrade)));
+        body.map(|b| Bytes::from_owner(SharedBody(b)))
     }
 }
 

@@ -519,7 +519,8 @@ async fn a_request_then_half_close_is_answered() {
 }
 
 /// Issue 13 item 1: scrapes within `RENDER_REUSE` of each other share one rendered body
-/// (the same bytes, not a copy each); a later one renders anew; each format has its own.
+/// (the same bytes, not a copy each); a later one renders anew; each format has its own; the
+/// cache keeps no body alive by itself.
 #[tokio::test(start_paused = true)]
 async fn concurrent_scrapes_share_one_rendered_body() {
     let dir = tempfile::tempdir().unwrap();
@@ -539,6 +540,13 @@ async fn concurrent_scrapes_share_one_rendered_body() {
         tokio::time::sleep(RENDER_REUSE).await;
         let later = r.get(&handles.probes, false).await.unwrap();
         assert_ne!(later.as_ptr(), a.as_ptr());
+        // The cache holds no body of its own: once the last sender is done, it is freed.
+        drop((a, b, om, later));
+        let slots = r.slots.lock().await;
+        for slot in slots.iter() {
+            let weak = slot.as_ref().unwrap().1.as_ref().unwrap();
+            assert!(weak.upgrade().is_none());
+        }
         handles.control.send(Control::Shutdown).await.unwrap();
     };
     tokio::join!(testkit::run(testkit::agent(&c, &fake), inbox), driver);
