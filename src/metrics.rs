@@ -494,10 +494,10 @@ pub struct Rendered {
 }
 
 /// When a body was rendered, and the body (`None`: the loop did not answer then).
-type Slot = Option<(Instant, Option<Weak<str>>)>;
+type Slot = Option<(Instant, Option<Weak<String>>)>;
 
 /// A shared body as hyper sends it (no copy).
-struct SharedBody(Arc<str>);
+struct SharedBody(Arc<String>);
 
 impl AsRef<[u8]> for SharedBody {
     fn as_ref(&self) -> &[u8] {
@@ -523,9 +523,10 @@ impl Rendered {
                 }
             }
         }
-        let body: Option<Arc<str>> = ask_scrape(probes)
+        // Arc::new moves the String: the body is not copied.
+        let body: Option<Arc<String>> = ask_scrape(probes)
             .await
-            .map(|s| Arc::from(encode(&s, openmetrics)));
+            .map(|s| Arc::new(encode(&s, openmetrics)));
         *slot = Some((Instant::now(), body.as_ref().map(Arc::downgrade)));
         body.map(|b| Bytes::from_owner(SharedBody(b)))
     }
