@@ -789,3 +789,28 @@ async fn a_body_of_tiny_frames_holds_its_bytes_not_its_frames() {
     assert_eq!(body.most_alive, 1);
     assert_eq!(alive.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
+
+/// Issue 13 items 1-2: the API socket serves at most `max_connections` at once; one more is
+/// answered 503 with an EC2-shaped error and closed, before anything is read from it.
+#[tokio::test]
+async fn api_connections_over_the_cap_are_answered_503() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("api.sock");
+    let (handles, _inbox) = channels();
+    let listener = bind(&socket, None, &GroupDb::default()).unwrap();
+    let server = tokio::spawn(serve(listener, Access::default(), handles.api.clone(), 1));
+    let _held = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    let mut s = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    assert!(text.starts_with("HTTP/1.1 503 "), "{text}");
+    let v: Value = serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(code_of(&v), "InternalError", "{v}");
+    assert!(v["Error"]["Message"]
+        .as_str()
+        .unwrap()
+        .contains("too many connections"));
+    server.abort();
+}
