@@ -106,6 +106,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "burstd_cpu_baseline_cores",
     "burstd_workload_held_at_baseline",
     "burstd_seconds_until_exhausted",
+    "burstd_workload_info",
     "burstd_build_info",
     "burstd_workloads",
     "burstd_cgroup_write_errors_total",
@@ -113,6 +114,8 @@ pub const METRIC_NAMES: &[&str] = &[
     "burstd_external_quota_changes_total",
     "burstd_container_label_errors_total",
     "burstd_workload_name_collisions_total",
+    "burstd_cpu_usage_resets_total",
+    "burstd_cgroup_reopens_total",
     "burstd_cgroup_files_open",
     "burstd_state_saves_total",
     "burstd_state_save_failures_total",
@@ -230,6 +233,12 @@ const WORKLOAD_FAMILIES: &[WorkloadFamily] = &[
         value: |w| Some(f64::from(u8::from(w.held_at_baseline))),
     },
     WorkloadFamily {
+        name: "burstd_cpu_usage_resets",
+        help: "Looks at which the cgroup's usage counter had gone backwards (zeroed by its owner): each interval charged at the ceiling in force",
+        kind: Kind::Counter,
+        value: |w| Some(w.usage_counter_resets as f64),
+    },
+    WorkloadFamily {
         name: "burstd_seconds_until_exhausted",
         help:
             "Real seconds until the balance runs out at the current CPU rate (+Inf: not draining)",
@@ -251,23 +260,47 @@ fn push_label_value(out: &mut String, v: &str) {
     }
 }
 
-/// `{workload="…",profile="…",mode="…"}` for one workload, with `container="…"` after the
-/// workload for an instance of the `[containers]` source.
+/// The identity labels of one workload's series: `{workload="…"}`, with `container="…"`
+/// after it for an instance of the `[containers]` source. Only labels that stay the same for
+/// the series' life: attributes that change (profile, mode) are on `burstd_workload_info`, so a
+/// mode switch continues the same counter series (issue 17 item 1).
 fn label_set(w: &WorkloadView) -> String {
-    let mut s = String::with_capacity(w.instance_id.len() + w.profile.len() + 48);
+    let mut s = String::with_capacity(w.instance_id.len() + 32);
+    push_identity(&mut s, w);
+    s.push('}');
+    s
+}
+
+/// `{workload="…"[,container="…"]` without the closing brace.
+fn push_identity(s: &mut String, w: &WorkloadView) {
     s.push_str("{workload=\"");
-    push_label_value(&mut s, &w.instance_id);
+    push_label_value(s, &w.instance_id);
     if let Some(c) = &w.container {
         s.push_str("\",container=\"");
-        push_label_value(&mut s, c);
+        push_label_value(s, c);
     }
-    s.push_str("\",profile=\"");
+    s.push('"');
+}
+
+/// The info series' labels: the identity, then `profile`, `mode` and `family`.
+fn info_label_set(w: &WorkloadView) -> String {
+    let mut s = String::with_capacity(w.instance_id.len() + w.profile.len() + 64);
+    push_identity(&mut s, w);
+    s.push_str(",profile=\"");
     push_label_value(&mut s, &w.profile);
     s.push_str("\",mode=\"");
     push_label_value(&mut s, &w.cpu_credits);
+    s.push_str("\",family=\"");
+    push_label_value(&mut s, &w.family);
     s.push_str("\"}");
     s
 }
+
+/// Name and help of the per-workload info series (always 1; join it with
+/// `* on(workload) group_left(profile, mode) burstd_workload_info`).
+const WORKLOAD_INFO: &str = "burstd_workload_info";
+const WORKLOAD_INFO_HELP: &str =
+    "A workload's changeable attributes as labels: profile, mode (standard or unlimited), family (always 1)";
 
 /// A sample value: shortest round-trip decimal, `+Inf`/`-Inf`/`NaN` as both formats spell them.
 fn push_value(out: &mut String, v: f64) {
@@ -283,6 +316,24 @@ fn push_value(out: &mut String, v: f64) {
 /// Writes every per-workload family. `openmetrics`: a counter family is named without
 /// `_total` in HELP/TYPE (its samples carry it); classic text names it with `_total`.
 fn encode_workloads(out: &mut String, views: &[WorkloadView], openmetrics: bool) {
+    // OpenMetrics has an info type: family `burstd_workload`, samples `burstd_workload_info`;
+    // the classic format has none, so there it is a gauge named like its samples.
+    let (family, kind) = match openmetrics {
+        true => (WORKLOAD_INFO.trim_end_matches("_info"), "info"),
+        false => (WORKLOAD_INFO, "gauge"),
+    };
+    for (head, tail) in [("# HELP ", WORKLOAD_INFO_HELP), ("# TYPE ", kind)] {
+        out.push_str(head);
+        out.push_str(family);
+        out.push(' ');
+        out.push_str(tail);
+        out.push_str(if head == "# HELP " { ".\n" } else { "\n" });
+    }
+    for w in views {
+        out.push_str(WORKLOAD_INFO);
+        out.push_str(&info_label_set(w));
+        out.push_str(" 1\n");
+    }
     let labels: Vec<String> = views.iter().map(label_set).collect();
     for f in WORKLOAD_FAMILIES {
         let (kind, total) = match f.kind {
@@ -380,6 +431,12 @@ pub fn registry(s: &Scrape) -> Registry {
         "burstd_workload_name_collisions",
         "Cgroups left alone because another cgroup already had their workload name (each counted once)",
         s.health.name_collisions,
+    );
+    counter(
+        &mut r,
+        "burstd_cgroup_reopens",
+        "Cgroups reopened because a control file kept open answered ENODEV/ENOENT (a directory removed, perhaps made again)",
+        s.health.cgroup_reopens,
     );
     gauge(
         &mut r,

@@ -293,9 +293,12 @@ fn daemon_manages_labelled_podman_containers() {
 
     // 5. Stop and start: T2 loses its credits and gets launch credits again; T3 keeps its balance.
     // Its series are in /metrics with a `container` label while it runs, and go when it stops.
-    let series = format!("burstd_cpu_credit_balance{{workload=\"{t2_c}\",container=\"{t2_c}\",profile=\"t2.micro\",mode=\"standard\"}}");
+    // Identity labels only on the series; profile and mode on the info series (issue 17).
+    let series = format!("burstd_cpu_credit_balance{{workload=\"{t2_c}\",container=\"{t2_c}\"}}");
+    let info = format!("burstd_workload_info{{workload=\"{t2_c}\",container=\"{t2_c}\",profile=\"t2.micro\",mode=\"standard\",family=\"t2\"}} 1");
     let text = scrape(&metrics);
     assert!(text.contains(&series), "{series} not in:\n{text}");
+    assert!(text.contains(&info), "{info} not in:\n{text}");
     pm.stop(&t2_c);
     pm.stop(&t3_c);
     until_running(dir.path(), &t2_c, false, Duration::from_secs(10));

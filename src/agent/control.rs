@@ -40,6 +40,9 @@ pub struct Agent {
     pub(super) discover: Discoverer,
     pub(super) workloads: Vec<Workload>,
     pub(super) index: HashMap<String, usize>,
+    /// Slots of released or forgotten workloads, reused by the next new one: the table
+    /// never grows past the most workloads known at once (reload cycles, glob churn).
+    pub(super) free: Vec<usize>,
     pub(super) wakes: BinaryHeap<Reverse<(u64, usize)>>,
     pub(super) limiter: LaunchLimiter,
     pub(super) health: Health,
@@ -86,6 +89,7 @@ impl Agent {
             discover,
             workloads: Vec::new(),
             index: HashMap::new(),
+            free: Vec::new(),
             wakes: BinaryHeap::new(),
             limiter,
             health: Health::default(),
@@ -185,17 +189,29 @@ impl Agent {
             original_quota: None,
             usage_rate: Rate::ZERO,
             last_landing: None,
+            usage_counter_resets: 0,
             throttle_stale: true,
             next_wake_ns: u64::MAX,
             last_drift_check_ns: 0,
             drift_logged: false,
             refused_logged: false,
+            usage_distrusted: false,
             pending: None,
             seen: false,
             container: None,
         };
-        let i = self.workloads.len();
-        self.workloads.push(w);
+        let i = match self.free.pop() {
+            Some(i) => {
+                // A stale wake left in the heap for the old tenant does not match: the new
+                // one's `next_wake_ns` starts unset.
+                self.workloads[i] = w;
+                i
+            }
+            None => {
+                self.workloads.push(w);
+                self.workloads.len() - 1
+            }
+        };
         self.index.insert(name, i);
         i
     }

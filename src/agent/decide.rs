@@ -55,6 +55,23 @@ pub fn quota_for(ceiling: Rate, period_us: u64, host_cpus: u32) -> Quota {
     Quota::limited(ceiling.quota_us(period).max(1000), period)
 }
 
+/// The CPU time (ns) charged for an interval of `dt_ns` in which the usage counter went
+/// backwards on the same open cgroup. The kernel's counter never does that by itself; on
+/// cgroup v1 whoever can write `cpuacct.usage` (the owner of a delegated cgroup) can zero it.
+/// What was used in the interval is then unknown, so it is charged at the most the cgroup
+/// could have used: the ceiling in force (`written`, the quota burstd last wrote: quota/period
+/// of a core per ns) or, with no limit written, the host's CPU count.
+pub fn charge_for_backwards_counter(written: Option<Quota>, host_cpus: u32, dt_ns: u64) -> u64 {
+    let charged = match written {
+        Some(Quota {
+            quota_us: Some(quota),
+            period_us,
+        }) => dt_ns as u128 * quota as u128 / period_us.max(1) as u128,
+        _ => dt_ns as u128 * host_cpus.max(1) as u128,
+    };
+    u64::try_from(charged).unwrap_or(u64::MAX)
+}
+
 /// Whether a quota found on a cgroup burstd has no record of is one burstd itself writes for
 /// `profile`: its baseline hold, as [`quota_for`] gives it. After the state file is moved away
 /// (what burstd's own message for a corrupt file suggests), the cgroup still carries the hold
@@ -139,6 +156,19 @@ mod tests {
         let over = Credits::from_units(60_000 * MS as i128);
         let l = hold_landing(over, over, 2 * S, 1000);
         assert_eq!((l.overshoot_cpu_ns, l.late_ns), (MS, S));
+    }
+
+    #[test]
+    fn a_backwards_counter_is_charged_at_the_ceiling_in_force() {
+        // Held at t3.micro's 0.2-core baseline: 1 s is charged as 0.2 CPU-s.
+        let held = Some(Quota::limited(20_000, 100_000));
+        assert_eq!(charge_for_backwards_counter(held, 4, S), S / 5);
+        // No limit written (or nothing yet): all of the host's CPUs.
+        assert_eq!(
+            charge_for_backwards_counter(Some(Quota::unlimited(100_000)), 4, S),
+            4 * S
+        );
+        assert_eq!(charge_for_backwards_counter(None, 2, S), 2 * S);
     }
 
     proptest! {

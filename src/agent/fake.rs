@@ -21,6 +21,9 @@ pub struct FakeGroup {
     pub full_reads: u64,
     /// Quota writes fail with EROFS (a read-only bind mount over the file).
     pub read_only: bool,
+    /// Bumped when the cpu directory alone is made again (v1): files a handle opened in the
+    /// old one answer ENODEV, the usage counter (cpuacct) goes on.
+    pub cpu_dir_generation: u64,
     at_ns: u64,
 }
 
@@ -90,6 +93,7 @@ impl Fake {
                 writes: 0,
                 full_reads: 0,
                 read_only: false,
+                cpu_dir_generation: 0,
                 at_ns: now,
             },
         );
@@ -106,6 +110,29 @@ impl Fake {
         if let Some(g) = self.lock().groups.get_mut(path) {
             g.advance(now, host);
             g.quota = q;
+        }
+    }
+
+    /// v1: the tasks moved out of the cpu hierarchy, the cpu directory removed and made again
+    /// (no limit in it) and the tasks moved back. The cpuacct directory, the cgroup's id and its
+    /// usage counter are unchanged; descriptors kept on the old cpu files answer ENODEV.
+    pub fn recreate_cpu_dir(&self, path: &str) {
+        let now = (self.time)();
+        let host = self.host_milli;
+        if let Some(g) = self.lock().groups.get_mut(path) {
+            g.advance(now, host);
+            g.cpu_dir_generation += 1;
+            g.quota = Quota::unlimited(100_000);
+        }
+    }
+
+    /// The owner writes 0 to the usage counter (`cpuacct.usage` on v1).
+    pub fn zero_usage(&self, path: &str) {
+        let now = (self.time)();
+        let host = self.host_milli;
+        if let Some(g) = self.lock().groups.get_mut(path) {
+            g.advance(now, host);
+            g.usage_ns = 0;
         }
     }
 
@@ -130,6 +157,8 @@ struct FakeHandle {
     fake: Fake,
     path: String,
     id: u64,
+    /// The cpu directory its kept cpu files are in.
+    cpu_dir_generation: u64,
     last: Option<Quota>,
 }
 
@@ -146,6 +175,14 @@ impl FakeHandle {
             _ => Err(gone(&self.path)),
         }
     }
+
+    /// As [`Self::with`], for a file in the cpu directory kept open since the handle was made
+    /// (`cpu.stat`, the quota files): ENODEV once that directory was made again.
+    fn with_cpu<T>(&self, f: impl FnOnce(&mut FakeGroup) -> T) -> Result<T, CgroupError> {
+        let generation = self.cpu_dir_generation;
+        self.with(|g| (g.cpu_dir_generation == generation).then(|| f(g)))?
+            .ok_or_else(|| gone(&self.path))
+    }
 }
 
 impl Cgroup for FakeHandle {
@@ -158,7 +195,7 @@ impl Cgroup for FakeHandle {
     }
 
     fn sample(&mut self) -> Result<Sample, CgroupError> {
-        self.with(|g| {
+        self.with_cpu(|g| {
             g.full_reads += 1;
             Sample {
                 usage_ns: g.usage_ns,
@@ -174,7 +211,7 @@ impl Cgroup for FakeHandle {
     }
 
     fn read_quota(&mut self) -> Result<Quota, CgroupError> {
-        let q = self.with(|g| g.quota)?;
+        let q = self.with_cpu(|g| g.quota)?;
         self.last = Some(q);
         Ok(q)
     }
@@ -207,16 +244,17 @@ impl Cgroup for FakeHandle {
 
 impl Hierarchy for Fake {
     fn open(&self, rel: &str) -> Result<Box<dyn Cgroup>, CgroupError> {
-        let id = self
+        let (id, cpu_dir_generation) = self
             .lock()
             .groups
             .get(rel)
-            .map(|g| g.id)
+            .map(|g| (g.id, g.cpu_dir_generation))
             .ok_or_else(|| gone(rel))?;
         Ok(Box::new(FakeHandle {
             fake: self.clone(),
             path: rel.to_string(),
             id,
+            cpu_dir_generation,
             last: None,
         }))
     }

@@ -108,6 +108,7 @@ impl Agent {
                 w.seen = true;
             }
         }
+        self.forget_stopped(wall_s);
     }
 
     /// Whether the workload called `name` runs on `cgroup` now.
@@ -197,19 +198,32 @@ impl Agent {
             w.original_quota = Some(q);
         }
         let pending = w.pending.take();
+        let mut zeroed_while_away = false;
         let resumed = match &pending {
             Some(saved)
                 if saved.cgroup_id == id
                     && id != 0
                     && saved.cgroup.as_deref() == Some(path)
-                    && w.bucket.is_running()
-                    && sample.usage_ns >= saved.usage_ns =>
+                    && w.bucket.is_running() =>
             {
-                // Same boot, same cgroup: account what it used while we were away, exactly.
-                let du = w.usage_scale.add(sample.usage_ns - saved.usage_ns, k);
-                let dt = w
-                    .time_scale
-                    .add(now_ns.saturating_sub(saved.accounted_at_boot_ns), k);
+                // Same boot, same cgroup: account what it used while we were away, exactly;
+                // unless its counter went backwards meanwhile (zeroed by its owner): then at
+                // the ceiling burstd enforces, as at a look (docs/semantics.md).
+                let dt_raw = now_ns.saturating_sub(saved.accounted_at_boot_ns);
+                let du_raw = match sample.usage_ns.checked_sub(saved.usage_ns) {
+                    Some(du) => du,
+                    None => {
+                        zeroed_while_away = true;
+                        let q = decide::quota_for(
+                            w.ceiling_in_force(&policy),
+                            self.config.period_us,
+                            self.host_cpus,
+                        );
+                        decide::charge_for_backwards_counter(Some(q), self.host_cpus, dt_raw)
+                    }
+                };
+                let du = w.usage_scale.add(du_raw, k);
+                let dt = w.time_scale.add(dt_raw, k);
                 w.bucket.step_cpu(&profile, &policy, du, dt);
                 true
             }
@@ -234,6 +248,14 @@ impl Agent {
         // of every workload at once (the first scrape at 10,000 took 160 ms).
         w.throttle_stale = !current.is_some_and(|q| q.quota_us.is_none());
         w.drift_logged = false;
+        w.usage_distrusted = zeroed_while_away;
+        if zeroed_while_away {
+            warn!(workload = %w.name, cgroup = %path,
+                "the cgroup's CPU usage counter went backwards while burstd was not running (zeroed by its owner?): \
+                 the time away and from now on its CPU are charged at the ceiling in force");
+            w.usage_counter_resets = w.usage_counter_resets.saturating_add(1);
+            self.health.usage_counter_resets += 1;
+        }
         w.last_drift_check_ns = now_ns;
         w.seen = true;
         info!(
@@ -245,6 +267,57 @@ impl Agent {
             .push(WorkloadEvent::Started(self.workloads[i].name.clone()));
         self.apply(i);
         self.schedule_next(i, now_ns);
+    }
+
+    /// A file the workload's handle keeps open answered ENODEV/ENOENT/ESTALE: a directory of
+    /// its cgroup was removed. That is a stop and, at once, a start on whatever is at the path
+    /// now — never an error to ignore: on v1 a task can be moved out of the cpu hierarchy, its
+    /// cpu directory removed and made again, and the task moved back, escaping the quota the
+    /// old directory had while the kept descriptors only answer ENODEV (issue 13 item 7).
+    ///
+    /// If the path opens on the same cgroup as before (its id, the cpuacct directory's inode
+    /// on v1, is unchanged: only the cpu directory was made again), the usage counter and so
+    /// the accounting go on: the bucket is kept (no stop charge, no launch credits) and only
+    /// the handle is new, with the quota in force written to it at once. Otherwise the old
+    /// cgroup is stopped and the new one started. If nothing is there, it is a stop.
+    pub(super) fn reopen(&mut self, i: usize, now_ns: u64, wall_s: u64) {
+        let w = &self.workloads[i];
+        let (Some(path), true) = (w.cgroup.clone(), w.is_running()) else {
+            return;
+        };
+        let old_id = w.cgroup_id;
+        match self.hierarchy.open(&path) {
+            Ok(handle) if handle.id() == old_id && old_id != 0 => {
+                self.health.cgroup_reopens += 1;
+                let w = &mut self.workloads[i];
+                warn!(workload = %w.name, cgroup = %path,
+                    "a control file of the cgroup is gone but the cgroup is there again (directory recreated?): \
+                     reopened it and writing the quota in force again");
+                w.handle = Some(handle);
+                w.written = None;
+                w.throttle_stale = true;
+                w.last_drift_check_ns = now_ns;
+                self.apply(i);
+                self.schedule_next(i, now_ns);
+            }
+            Ok(handle) => {
+                drop(handle);
+                self.health.cgroup_reopens += 1;
+                info!(workload = %self.workloads[i].name, cgroup = %path,
+                    "the cgroup was recreated: a stop, then a start");
+                self.stop(i, wall_s);
+                self.fit_fd_budget(1);
+                self.open(i, &path, now_ns, wall_s);
+            }
+            Err(e) => {
+                if !e.is_gone() {
+                    self.health.cgroup_read_errors += 1;
+                    warn!(workload = %self.workloads[i].name, cgroup = %path, error = %e,
+                        "cannot reopen the cgroup; stopped until a rescan finds it");
+                }
+                self.stop(i, wall_s);
+            }
+        }
     }
 
     pub(super) fn stop(&mut self, i: usize, wall_s: u64) {
@@ -375,8 +448,70 @@ impl Agent {
             }
         }
         w.handle = None;
+        self.vacate(i);
+    }
+
+    /// Empties slot `i` for reuse: its name, cgroup and container go, it is no longer indexed.
+    fn vacate(&mut self, i: usize) {
+        let w = &mut self.workloads[i];
         self.index.remove(&w.name);
         w.name = String::new();
+        w.cgroup = None;
+        w.container = None;
+        w.handle = None;
+        w.pending = None;
+        w.next_wake_ns = u64::MAX;
+        self.free.push(i);
+    }
+
+    /// Forgets the stopped workloads that a source found many of (a `match`'s, container
+    /// instances) once they have nothing left to keep, as EC2 forgets a stopped instance's
+    /// credits: a T2's at its stop, a T3's after its 7 days, any other's after
+    /// `[agent] forget_stopped_after_s`. If the cgroup comes back later it starts anew (with
+    /// launch credits, within the launch limit). Workloads named one by one in the config
+    /// are never forgotten: there are only as many as the file names. Returns how many went.
+    pub(super) fn forget_stopped(&mut self, wall_s: u64) -> usize {
+        let after = self.config.forget_stopped_after_s;
+        let mut gone = Vec::new();
+        for (i, w) in self.workloads.iter().enumerate() {
+            if w.name.is_empty() || w.is_running() || w.pending.is_some() {
+                continue;
+            }
+            let crate::credit::RunState::Stopped { since_s } = w.bucket.run else {
+                continue;
+            };
+            let one_of_many = match self.spec_for_name(&w.name) {
+                Some(spec) => match &spec.source {
+                    Source::Match(_) => true,
+                    Source::Container(c) => c.cgroup.is_none(),
+                    _ => false,
+                },
+                // Not configured any more: released by the reload that removed it.
+                None => false,
+            };
+            if !one_of_many {
+                continue;
+            }
+            let stopped_for = wall_s.saturating_sub(since_s);
+            let nothing_kept = match w.profile.persistence {
+                crate::credit::Persistence::Lost => true,
+                crate::credit::Persistence::KeptFor { seconds } => stopped_for > seconds,
+                crate::credit::Persistence::Kept => stopped_for > after,
+            };
+            if nothing_kept {
+                gone.push(i);
+            }
+        }
+        for &i in &gone {
+            let name = self.workloads[i].name.clone();
+            debug!(workload = %name, "stopped and nothing kept: forgotten");
+            if self.workloads[i].container.is_some() {
+                self.specs.retain(|s| s.name != name);
+            }
+            self.vacate(i);
+            self.events.push(WorkloadEvent::Forgotten(name));
+        }
+        gone.len()
     }
 
     /// At exit: restores every cgroup's original quota if `on_exit = "restore"`.

@@ -19,6 +19,8 @@ pub mod workload;
 pub(crate) mod fake;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_tamper;
 
 pub use control::{Agent, AgentParts};
 pub use decide::{quota_for, HoldLanding};

@@ -2,10 +2,12 @@
 //! model step), the quota written when the ceiling changes, and drift from other writers.
 
 use super::control::Agent;
-use super::decide::{full_and_idle, hold_landing, next_look_ns, quota_for};
+use super::decide::{
+    charge_for_backwards_counter, full_and_idle, hold_landing, next_look_ns, quota_for,
+};
 use super::workload::WorkloadEvent;
 use crate::cgroup::{Sample, WriteOutcome};
-use crate::credit::{time_to_exhaustion, Mode, Rate};
+use crate::credit::{exact_horizon_ns, time_to_exhaustion, Mode, Rate};
 use std::cmp::Reverse;
 use tracing::{debug, info, warn};
 
@@ -25,25 +27,42 @@ impl Agent {
         }
     }
 
-    /// When this workload next needs a look: at the latest after `max_interval`, sooner when
-    /// its balance can reach zero before that at its full ceiling. A workload with a full
-    /// bucket that is not spending waits `full_interval`: its looks only confirm that earnings
-    /// are discarded (see docs/semantics.md for the bound this puts on a burst's first look).
+    /// When this workload next needs a look. Between two looks the model sees only the CPU
+    /// used in total, and one linear step is exact as long as the balance could not reach zero
+    /// (flat out at its ceiling) nor its maximum (using nothing) inside it: that is the
+    /// workload's horizon (`credit::exact_horizon_ns`). A workload whose horizon is at least
+    /// `max_interval` is looked at at its horizon, but at least every `drift_check` (liveness,
+    /// and other writers of its quota); a t3.micro half full then needs a look every 5 s, not
+    /// every second. Nearer a clamp, and while held at baseline (its release is due as soon as
+    /// it has earned `release_above_credits`), the rule is as before: every `max_interval`,
+    /// sooner at the predicted zero. A full bucket that is not spending waits `full_interval`
+    /// (see docs/semantics.md for the bound this puts on a burst's first look).
     pub(super) fn schedule_next(&mut self, i: usize, now_ns: u64) {
         let k = self.config.time_scale_milli.max(1);
         let policy = self.config.policy;
         let w = &self.workloads[i];
-        let max = if full_and_idle(&w.bucket, &w.profile, w.usage_rate) {
-            self.config.full_interval_ms
-        } else {
-            self.config.max_interval_ms
-        } * MS;
+        let real = |scaled: u64| (scaled as u128 * 1000 / k as u128).min(u64::MAX as u128) as u64;
+        let max_interval = self.config.max_interval_ms * MS;
+        let ceiling = w.ceiling(&policy);
         // A standard workload with credits may reach zero at its full ceiling before that.
         let to_zero = (w.bucket.mode == Mode::Standard && !w.bucket.held)
-            .then(|| time_to_exhaustion(&w.bucket, &w.profile, w.ceiling(&policy)))
+            .then(|| time_to_exhaustion(&w.bucket, &w.profile, ceiling))
             .flatten()
-            .map(|scaled| (scaled as u128 * 1000 / k as u128) as u64);
-        let at = next_look_ns(now_ns, max, to_zero);
+            .map(real);
+        let horizon = (!w.bucket.held)
+            .then(|| exact_horizon_ns(&w.bucket, &w.profile, ceiling))
+            .flatten()
+            .map(real)
+            .filter(|&h| h >= max_interval);
+        let (max, soonest) = if full_and_idle(&w.bucket, &w.profile, w.usage_rate) {
+            (self.config.full_interval_ms * MS, to_zero)
+        } else if let Some(h) = horizon {
+            let cap = (self.config.drift_check_ms * MS).max(max_interval);
+            (cap, Some(h))
+        } else {
+            (max_interval, to_zero)
+        };
+        let at = next_look_ns(now_ns, max, soonest);
         let w = &mut self.workloads[i];
         w.next_wake_ns = at;
         self.wakes.push(Reverse((at, i)));
@@ -114,7 +133,7 @@ impl Agent {
         let s = match read {
             Ok(s) => s,
             Err(e) if e.is_gone() => {
-                self.stop(i, wall_s);
+                self.reopen(i, now_ns, wall_s);
                 return;
             }
             Err(e) => {
@@ -125,8 +144,31 @@ impl Agent {
             }
         };
         let dt_raw = now_ns.saturating_sub(w.last_at_ns);
-        // A counter never goes backwards in one cgroup; if it does, rebase without spending.
-        let du_raw = s.usage_ns.saturating_sub(w.last.usage_ns);
+        // A counter never goes backwards in one open cgroup (a recreated one is a new handle):
+        // someone zeroed it. That is not free CPU, and a counter zeroed once can be zeroed
+        // between any two looks: from then on, for the rest of this cgroup's life, every
+        // interval is charged at the ceiling in force (docs/semantics.md, "A usage counter
+        // that goes backwards").
+        if s.usage_ns < w.last.usage_ns {
+            if w.usage_counter_resets == 0 {
+                warn!(workload = %w.name, before_ns = w.last.usage_ns, now_ns = s.usage_ns,
+                    "the cgroup's CPU usage counter went backwards (zeroed by its owner?): \
+                     from now on its CPU is charged at the ceiling in force; logged once per workload");
+            }
+            w.usage_counter_resets = w.usage_counter_resets.saturating_add(1);
+            w.usage_distrusted = true;
+            self.health.usage_counter_resets += 1;
+        }
+        let counted = s.usage_ns.saturating_sub(w.last.usage_ns);
+        let du_raw = if w.usage_distrusted {
+            counted.max(charge_for_backwards_counter(
+                w.written,
+                self.host_cpus,
+                dt_raw,
+            ))
+        } else {
+            counted
+        };
         if dt_raw > 0 {
             w.usage_rate = Rate::ONE_CORE.scale(du_raw, dt_raw);
         }
@@ -155,23 +197,29 @@ impl Agent {
         }
         if now_ns.saturating_sub(self.workloads[i].last_drift_check_ns)
             >= self.config.drift_check_ms * MS
+            && !self.check_drift(i, now_ns)
         {
-            self.check_drift(i, now_ns);
+            // A kept file answered "gone": the cgroup was reopened (or stopped) instead.
+            self.reopen(i, now_ns, wall_s);
+            return;
         }
         self.apply(i);
         self.schedule_next(i, now_ns);
     }
 
     /// Another writer (systemd on daemon-reload, a container runtime) may have changed the
-    /// quota: read it back now and then, and put ours back.
-    pub(super) fn check_drift(&mut self, i: usize, now_ns: u64) {
+    /// quota: read it back now and then, and put ours back. Returns false if a kept file
+    /// answered ENODEV/ENOENT: the directory it was in was removed (on v1 the cpu directory
+    /// alone can be removed and made again under running tasks), so the handle is stale and
+    /// the caller reopens the cgroup ([`Agent::reopen`]).
+    pub(super) fn check_drift(&mut self, i: usize, now_ns: u64) -> bool {
         let w = &mut self.workloads[i];
         w.last_drift_check_ns = now_ns;
         let (Some(handle), Some(ours)) = (w.handle.as_mut(), w.written) else {
-            return;
+            return true;
         };
         if ours.quota_us.is_none() && matches!(handle.quota_is_unlimited(), Ok(true)) {
-            return;
+            return true;
         }
         match handle.read_quota() {
             Ok(q) if q != ours => {
@@ -188,12 +236,13 @@ impl Agent {
                 w.throttle_stale = true;
             }
             Ok(_) => {}
-            Err(e) if e.is_gone() => {}
+            Err(e) if e.is_gone() => return false,
             Err(e) => {
                 self.health.cgroup_read_errors += 1;
                 debug!(workload = %w.name, error = %e, "cannot read quota");
             }
         }
+        true
     }
 
     /// Writes the workload's quota if it changed.

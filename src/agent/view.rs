@@ -24,12 +24,18 @@ pub struct WorkloadView {
     pub running: bool,
     /// E + L (EC2's CPUCreditBalance).
     pub cpu_credit_balance: f64,
+    /// E, the earned part of the balance (a balance, not a total). `EarnedCreditBalance` in
+    /// the API; its old name `EarnedCredits` is still sent and read until the next release.
+    #[serde(rename = "EarnedCreditBalance")]
     pub earned_credits: f64,
     pub launch_credits: f64,
     /// S (EC2's CPUSurplusCreditBalance).
     pub surplus_credit_balance: f64,
     /// Totals since the workload was first managed (state file included).
     pub credits_spent: f64,
+    /// Credits earned since first managed, before the accrual limit (a running total).
+    /// `CreditsEarnedTotal` in the API; old name `CreditsEarned`, as for `EarnedCreditBalance`.
+    #[serde(rename = "CreditsEarnedTotal")]
     pub credits_earned: f64,
     pub credits_discarded: f64,
     pub surplus_credits_charged: f64,
@@ -48,6 +54,10 @@ pub struct WorkloadView {
     /// Real seconds until the balance (standard) or E (unlimited) runs out at `usage_cores`;
     /// `None`: not draining at that rate (shown as +Inf in metrics).
     pub seconds_until_exhausted: Option<f64>,
+    /// Looks at which the usage counter had gone backwards on the same cgroup (each charged
+    /// at the ceiling in force). Metrics only: not part of the API's answer.
+    #[serde(skip)]
+    pub usage_counter_resets: u64,
 }
 
 /// Every configured workload that is running now, in name order.
@@ -107,6 +117,7 @@ pub fn workload_views(agent: &Agent) -> Vec<WorkloadView> {
                     time_to_exhaustion(b, &w.profile, w.usage_rate)
                         .map(|scaled_ns| secs(scaled_ns) / k)
                 },
+                usage_counter_resets: u64::from(w.usage_counter_resets),
             }
         })
         .collect();

@@ -20,6 +20,12 @@ pub struct Health {
     /// Cgroups refused because another cgroup already had their derived workload name (two
     /// glob matches with the same last element); each cgroup counted once.
     pub name_collisions: u64,
+    /// Looks at which a workload's usage counter had gone backwards on the same open cgroup
+    /// (zeroed by whoever can write it): each charged at the ceiling in force.
+    pub usage_counter_resets: u64,
+    /// Cgroups reopened because a file their handle keeps open answered ENODEV/ENOENT/ESTALE
+    /// (a directory removed, perhaps made again under the running tasks).
+    pub cgroup_reopens: u64,
 }
 
 /// A managed workload at run time. There can be 10,000 of them in one `Vec`: keep it small
@@ -43,6 +49,10 @@ pub struct Workload {
     pub original_quota: Option<Quota>,
     /// Observed CPU rate over the last interval.
     pub usage_rate: Rate,
+    /// Looks at which its usage counter had gone backwards on the same open cgroup (each
+    /// interval charged at the ceiling in force, see `decide::charge_for_backwards_counter`);
+    /// saturates at 65,535 (the health counter keeps the exact total).
+    pub usage_counter_resets: u16,
     /// How the last hold at baseline landed.
     pub last_landing: Option<HoldLanding>,
     /// The throttling counters may have moved since they were last read: a quota was in force
@@ -53,6 +63,9 @@ pub struct Workload {
     pub(super) last_drift_check_ns: u64,
     pub(super) drift_logged: bool,
     pub(super) refused_logged: bool,
+    /// Its usage counter went backwards on the cgroup it runs on: every interval is charged
+    /// at the ceiling in force until it runs on another cgroup.
+    pub(super) usage_distrusted: bool,
     /// Saved position to reconcile with when the cgroup is first seen after a restart (boxed:
     /// only restored workloads have one, and only until their first rescan).
     pub(super) pending: Option<Box<SavedWorkload>>,
@@ -104,4 +117,6 @@ pub enum WorkloadEvent {
     Held(String),
     Released(String),
     Switched(String, Mode),
+    /// Stopped with nothing left to keep (a `match`'s or a container's): no longer known.
+    Forgotten(String),
 }

@@ -18,6 +18,8 @@ use tracing::{info, warn};
 pub const TOKEN_TTL_S: u64 = 24 * 3600;
 /// At most this many tokens are kept; the oldest go first beyond it.
 pub const MAX_TOKENS: usize = 10_000;
+/// And at most this many bytes of them (an entry is ~150 bytes unless items failed).
+pub const MAX_TOKEN_BYTES: usize = 4 << 20;
 /// Default changes: at most one per rolling 5 minutes and four per rolling 24 h, per family.
 pub const DEFAULT_CHANGE_WINDOW_S: u64 = 300;
 pub const DEFAULT_CHANGES_PER_DAY: usize = 4;
@@ -35,13 +37,106 @@ pub struct Call {
     pub request: Request,
 }
 
+/// What a client token remembers: a digest of the request, not the request, and of the answer
+/// only its failures (its successes are the request's other ids, in order), so an entry is a
+/// few dozen bytes for a request of 1,000 ids that all succeeded.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 struct TokenEntry {
-    /// The request's parameters (without DryRun and the token), as canonical JSON.
-    params: String,
-    answer_status: u16,
-    answer: serde_json::Value,
+    /// SHA-256 (hex) of the request's parameters (without DryRun and the token) as canonical JSON.
+    #[serde(default)]
+    digest: String,
+    /// The items that failed: their position in the request, and their error.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    failed: Vec<FailedItem>,
     at_unix_s: u64,
+    /// Before 0.2 the whole request was kept: read, turned into `digest`, not written back.
+    #[serde(default, skip_serializing)]
+    params: Option<String>,
+    #[serde(default, skip_serializing)]
+    answer: Option<serde_json::Value>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct FailedItem {
+    /// Its position in the request.
+    at: usize,
+    /// Upgraded entries only: its id (old answers did not keep positions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    code: String,
+    message: String,
+}
+
+impl TokenEntry {
+    /// Bytes it takes, near enough to bound the store by.
+    fn size(&self, token: &str) -> usize {
+        let failed: usize = self
+            .failed
+            .iter()
+            .map(|f| std::mem::size_of::<FailedItem>() + f.code.len() + f.message.len())
+            .sum();
+        std::mem::size_of::<TokenEntry>() + token.len() + self.digest.len() + failed + 64
+    }
+
+    /// An entry read from a state file written before the digest: its digest from the kept
+    /// parameters, its failures from the kept answer.
+    fn upgrade(&mut self) {
+        if let Some(params) = self.params.take() {
+            self.digest = digest(&params);
+        }
+        if let Some(answer) = self.answer.take() {
+            let old: Option<ModifyInstanceCreditSpecificationResponse> =
+                serde_json::from_value(answer).ok();
+            if let Some(old) = old {
+                self.failed = old
+                    .unsuccessful_instance_credit_specifications
+                    .into_iter()
+                    .map(|u| FailedItem {
+                        at: usize::MAX,
+                        id: Some(u.instance_id),
+                        code: u.error.code,
+                        message: u.error.message,
+                    })
+                    .collect();
+            }
+        }
+    }
+}
+
+/// SHA-256 of `s`, in hex.
+fn digest(s: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The answer a token stands for, rebuilt from the request it was given with.
+fn replay(specs: &[InstanceCreditSpecificationRequest], failed: &[FailedItem]) -> Answer {
+    let mut out = ModifyInstanceCreditSpecificationResponse::default();
+    for (k, s) in specs.iter().enumerate() {
+        let failure = failed
+            .iter()
+            .find(|x| x.at == k || x.id.as_deref() == Some(s.instance_id.as_str()));
+        match failure {
+            Some(x) => out
+                .unsuccessful_instance_credit_specifications
+                .push(UnsuccessfulItem {
+                    instance_id: s.instance_id.clone(),
+                    error: ErrorBody {
+                        code: x.code.clone(),
+                        message: x.message.clone(),
+                    },
+                }),
+            None => out
+                .successful_instance_credit_specifications
+                .push(SuccessfulItem {
+                    instance_id: s.instance_id.clone(),
+                }),
+        }
+    }
+    Answer::ok(&out)
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -113,6 +208,10 @@ impl Engine {
                 }
             },
         };
+        let mut saved = saved;
+        for t in saved.tokens.values_mut() {
+            t.upgrade();
+        }
         let engine = Engine { saved };
         engine.apply_defaults(agent);
         engine
@@ -137,6 +236,12 @@ impl Engine {
             }
             Err(e) => warn!(error = %e, "cannot encode the API's state"),
         }
+    }
+
+    /// How many client tokens are remembered, and the bytes they take (for tests and limits).
+    pub fn tokens_held(&self) -> (usize, usize) {
+        let bytes = self.saved.tokens.iter().map(|(k, t)| t.size(k)).sum();
+        (self.saved.tokens.len(), bytes)
     }
 
     /// The mode new workloads of `family` start in.
@@ -197,17 +302,24 @@ impl Engine {
             times.retain(|&t| wall_s.saturating_sub(t) < DAY_S);
         }
         self.saved.default_changes.retain(|_, t| !t.is_empty());
-        while self.saved.tokens.len() > MAX_TOKENS {
-            let oldest = self
+        let mut bytes: usize = self.saved.tokens.iter().map(|(k, t)| t.size(k)).sum();
+        if self.saved.tokens.len() > MAX_TOKENS || bytes > MAX_TOKEN_BYTES {
+            // The oldest go first, in one pass.
+            let mut by_age: Vec<(u64, String)> = self
                 .saved
                 .tokens
                 .iter()
-                .min_by_key(|(_, t)| t.at_unix_s)
-                .map(|(k, _)| k.clone());
-            match oldest {
-                Some(k) => self.saved.tokens.remove(&k),
-                None => break,
-            };
+                .map(|(k, t)| (t.at_unix_s, k.clone()))
+                .collect();
+            by_age.sort_unstable();
+            for (_, k) in by_age {
+                if self.saved.tokens.len() <= MAX_TOKENS && bytes <= MAX_TOKEN_BYTES {
+                    break;
+                }
+                if let Some(t) = self.saved.tokens.remove(&k) {
+                    bytes = bytes.saturating_sub(t.size(&k));
+                }
+            }
         }
     }
 
@@ -245,16 +357,13 @@ impl Engine {
                 "at most {MAX_ITEMS} InstanceCreditSpecifications per request"
             )));
         }
-        let params = serde_json::to_string(&r.instance_credit_specifications).unwrap_or_default();
+        let params =
+            digest(&serde_json::to_string(&r.instance_credit_specifications).unwrap_or_default());
         if let Some(t) = &r.client_token {
             if let Some(e) = self.saved.tokens.get(t) {
-                if e.params == params {
+                if e.digest == params {
                     // Same token, same parameters: the same answer, nothing done again.
-                    let answer = Answer {
-                        status: e.answer_status,
-                        body: e.answer.clone(),
-                    };
-                    return Ok((answer, false));
+                    return Ok((replay(&r.instance_credit_specifications, &e.failed), false));
                 }
                 return Err(ApiError::TokenMismatch(format!(
                     "ClientToken {t:?} was already used with other parameters"
@@ -266,37 +375,35 @@ impl Engine {
             .iter()
             .map(|s| parse_mode(&s.cpu_credits))
             .collect::<Result<Vec<Mode>, ApiError>>()?;
-        let mut out = ModifyInstanceCreditSpecificationResponse::default();
-        for (s, mode) in r.instance_credit_specifications.iter().zip(modes) {
-            let id = &s.instance_id;
-            match switch_one(agent, id, mode, now_ns, wall_s) {
-                Ok(()) => out
-                    .successful_instance_credit_specifications
-                    .push(SuccessfulItem {
-                        instance_id: id.clone(),
-                    }),
-                Err(e) => out
-                    .unsuccessful_instance_credit_specifications
-                    .push(UnsuccessfulItem {
-                        instance_id: id.clone(),
-                        error: ErrorBody {
-                            code: e.code().to_string(),
-                            message: e.to_string(),
-                        },
-                    }),
+        let mut failed = Vec::new();
+        for (k, (s, mode)) in r
+            .instance_credit_specifications
+            .iter()
+            .zip(modes)
+            .enumerate()
+        {
+            if let Err(e) = switch_one(agent, &s.instance_id, mode, now_ns, wall_s) {
+                failed.push(FailedItem {
+                    at: k,
+                    id: None,
+                    code: e.code().to_string(),
+                    message: e.to_string(),
+                });
             }
         }
-        let answer = Answer::ok(&out);
+        let answer = replay(&r.instance_credit_specifications, &failed);
         if let Some(t) = r.client_token {
             self.saved.tokens.insert(
                 t,
                 TokenEntry {
-                    params,
-                    answer_status: answer.status,
-                    answer: answer.body.clone(),
+                    digest: params,
+                    failed,
                     at_unix_s: wall_s,
+                    params: None,
+                    answer: None,
                 },
             );
+            self.expire(wall_s);
         }
         Ok((answer, true))
     }

@@ -14,7 +14,7 @@ pub mod types;
 use crate::ask::{AskError, Asker, Reply};
 use crate::http::{self, Body};
 use actions::Call;
-use auth::{may_modify, GroupDb};
+use auth::GroupDb;
 use errors::Answer;
 use errors::ApiError;
 use http_body_util::BodyExt;
@@ -262,10 +262,13 @@ pub async fn serve(
             continue;
         };
         let admin = match stream.peer_cred() {
-            Ok(c) => {
-                let gids = access.db.groups_of(c.uid(), c.gid());
-                may_modify(c.uid(), &gids, access.admin_gid)
-            }
+            Ok(c) => auth::peer_may_modify(
+                std::os::fd::AsFd::as_fd(&stream),
+                c.uid(),
+                c.gid(),
+                access.admin_gid,
+                &access.db,
+            ),
             Err(e) => {
                 warn!(error = %e, "cannot read the API peer's credentials; treated as read-only");
                 false

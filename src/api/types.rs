@@ -170,7 +170,56 @@ pub struct DefaultCreditSpecificationResponse {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DescribeCreditBalancesResponse {
+    #[serde(with = "renamed_balance_fields")]
     pub credit_balances: Vec<WorkloadView>,
+}
+
+/// DescribeCreditBalances fields renamed so a balance and a running total cannot be confused
+/// (issue 17 item 5), as (old name, new name). For one release the answer carries both and a
+/// reader (`burstd status`) accepts either, so an older CLI reads a newer daemon and back.
+pub const RENAMED_BALANCE_FIELDS: [(&str, &str); 2] = [
+    ("EarnedCredits", "EarnedCreditBalance"),
+    ("CreditsEarned", "CreditsEarnedTotal"),
+];
+
+mod renamed_balance_fields {
+    use super::{WorkloadView, RENAMED_BALANCE_FIELDS};
+    use serde::de::Error as _;
+    use serde::ser::{Error as _, SerializeSeq};
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_json::Value;
+
+    pub fn serialize<S: Serializer>(views: &[WorkloadView], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(views.len()))?;
+        for w in views {
+            let mut v = serde_json::to_value(w).map_err(S::Error::custom)?;
+            if let Some(o) = v.as_object_mut() {
+                for (old, new) in RENAMED_BALANCE_FIELDS {
+                    if let Some(x) = o.get(new).cloned() {
+                        o.insert(old.to_string(), x);
+                    }
+                }
+            }
+            seq.serialize_element(&v)?;
+        }
+        seq.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<WorkloadView>, D::Error> {
+        Vec::<Value>::deserialize(d)?
+            .into_iter()
+            .map(|mut v| {
+                if let Some(o) = v.as_object_mut() {
+                    for (old, new) in RENAMED_BALANCE_FIELDS {
+                        if let Some(x) = o.remove(old) {
+                            o.entry(new).or_insert(x);
+                        }
+                    }
+                }
+                serde_json::from_value(v).map_err(D::Error::custom)
+            })
+            .collect()
+    }
 }
 
 /// Error codes, as EC2 spells them.

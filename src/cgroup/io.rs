@@ -265,10 +265,11 @@ fn classify_open(e: std::io::Error, path: &Path, controller: &'static str) -> Cg
     classify_read(e, path)
 }
 
-/// ENOENT/ENODEV = gone, EACCES/EPERM = permission, anything else a read error.
+/// ENOENT/ENODEV/ESTALE = gone (ENODEV and ESTALE: a descriptor kept open on a removed
+/// directory), EACCES/EPERM = permission, anything else a read error.
 pub(crate) fn classify_read(e: std::io::Error, path: &Path) -> CgroupError {
     match e.raw_os_error() {
-        Some(libc::ENOENT) | Some(libc::ENODEV) => CgroupError::Gone {
+        Some(libc::ENOENT) | Some(libc::ENODEV) | Some(libc::ESTALE) => CgroupError::Gone {
             path: path.to_owned(),
         },
         Some(libc::EACCES) | Some(libc::EPERM) => CgroupError::PermissionDenied {
@@ -307,6 +308,7 @@ mod tests {
         let p = Path::new("/cg/x/cpu.stat");
         assert!(classify_read(Error::from_raw_os_error(libc::ENODEV), p).is_gone());
         assert!(classify_read(Error::from_raw_os_error(libc::ENOENT), p).is_gone());
+        assert!(classify_read(Error::from_raw_os_error(libc::ESTALE), p).is_gone());
         assert!(matches!(
             classify_read(Error::from_raw_os_error(libc::EACCES), p),
             CgroupError::PermissionDenied { .. }

@@ -143,8 +143,8 @@ pub trait Hierarchy: Send + Sync {
 /// What went wrong, where, and with which value.
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
-    /// The cgroup does not exist (any more): ENOENT, or ENODEV on a file kept open. A stopped
-    /// workload, a normal event.
+    /// The cgroup does not exist (any more): ENOENT, or ENODEV/ESTALE on a file kept open (its
+    /// directory was removed, and may have been made again: the agent reopens the path).
     #[error("cgroup is gone: {path}")]
     Gone { path: PathBuf },
     /// EACCES or EPERM.

@@ -311,8 +311,8 @@ mod tests {
     fn table_shows_every_column() {
         let v = serde_json::json!({"CreditBalances": [{"InstanceId": "web", "Profile": "t3.micro",
             "Family": "t3", "CpuCredits": "standard", "Running": true,
-            "CpuCreditBalance": 12.5, "EarnedCredits": 12.5, "LaunchCredits": 0.0,
-            "SurplusCreditBalance": 0.0, "CreditsSpent": 1.0, "CreditsEarned": 13.5,
+            "CpuCreditBalance": 12.5, "EarnedCreditBalance": 12.5, "LaunchCredits": 0.0,
+            "SurplusCreditBalance": 0.0, "CreditsSpent": 1.0, "CreditsEarnedTotal": 13.5,
             "CreditsDiscarded": 0.0, "SurplusCreditsCharged": 0.0, "SurplusCostDollars": 0.0,
             "CpuUsageSeconds": 60.0, "CpuThrottledSeconds": 0.0, "CpuThrottledPeriods": 0,
             "CeilingCores": 2.0, "BaselineCores": 0.2, "UsageCores": 0.5,

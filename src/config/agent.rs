@@ -20,8 +20,8 @@ pub enum OnExit {
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawAgent {
-    pub(super) cgroup_root: Option<PathBuf>,
-    pub(super) state_dir: PathBuf,
+    pub(super) cgroup_root: Option<Spanned<String>>,
+    pub(super) state_dir: Spanned<String>,
     pub(super) time_scale: Spanned<f64>,
     pub(super) period_us: Spanned<i64>,
     pub(super) on_exit: OnExit,
@@ -32,6 +32,7 @@ pub(super) struct RawAgent {
     pub(super) rescan_interval_s: Spanned<f64>,
     pub(super) save_interval_s: Spanned<f64>,
     pub(super) drift_check_s: Spanned<f64>,
+    pub(super) forget_stopped_after_s: Spanned<f64>,
     pub(super) release_above_credits: Spanned<f64>,
     pub(super) ramp_credits: Spanned<f64>,
 }
@@ -40,7 +41,7 @@ impl Default for RawAgent {
     fn default() -> Self {
         RawAgent {
             cgroup_root: None,
-            state_dir: PathBuf::from("/var/lib/burstd"),
+            state_dir: spanned("/var/lib/burstd".to_string()),
             time_scale: spanned(1.0),
             period_us: spanned(100_000),
             on_exit: OnExit::Restore,
@@ -51,6 +52,7 @@ impl Default for RawAgent {
             rescan_interval_s: spanned(5.0),
             save_interval_s: spanned(5.0),
             drift_check_s: spanned(5.0),
+            forget_stopped_after_s: spanned(DEFAULT_FORGET_STOPPED_AFTER_S as f64),
             release_above_credits: spanned(0.1),
             ramp_credits: spanned(0.0),
         }
@@ -74,8 +76,15 @@ pub struct AgentConfig {
     pub rescan_interval_ms: u64,
     pub save_interval_ms: u64,
     pub drift_check_ms: u64,
+    /// How long a stopped workload of a `match` or a container instance is remembered when
+    /// its profile keeps its credits (Azure B, custom `kept`): then it is forgotten, as a
+    /// T3's credits are after 7 days. A T2's is forgotten at its stop (it keeps nothing).
+    pub forget_stopped_after_s: u64,
     pub policy: Policy,
 }
+
+/// 7 days, EC2's T3 rule: `[agent] forget_stopped_after_s`'s default.
+pub const DEFAULT_FORGET_STOPPED_AFTER_S: u64 = 7 * 24 * 3600;
 
 fn positive_ms(
     cx: &Ctx,
@@ -99,7 +108,75 @@ fn positive_ms(
     Ok(ms.round() as u64)
 }
 
+fn forget_after(cx: &Ctx, v: &Spanned<f64>) -> Result<u64, ConfigError> {
+    let s = *v.get_ref();
+    // Up to 10 years: past that it is a typo, and a u64 of seconds stays far from overflow.
+    if !s.is_finite() || !(0.0..=315_360_000.0).contains(&s) {
+        return Err(cx.err(
+            v.span(),
+            format!(
+                "[agent] forget_stopped_after_s = {s}: must be from 0 to 315360000 seconds (10 years); \
+                 the default is {DEFAULT_FORGET_STOPPED_AFTER_S} (7 days)"
+            ),
+        ));
+    }
+    Ok(s.round() as u64)
+}
+
+/// Whether a path has a character that cannot be in one, or that would split a line of
+/// output or of a file burstd reads (NUL, newline, any control character).
+pub(super) fn has_control(p: &str) -> bool {
+    p.chars().any(char::is_control)
+}
+
+/// `cgroup_root`: an absolute path with no `.`, `..` or empty elements, so that it names one
+/// directory however it is joined (a relative one was resolved against the working
+/// directory).
+fn cgroup_root(cx: &Ctx, v: &Spanned<String>) -> Result<PathBuf, ConfigError> {
+    let p = v.get_ref();
+    let body = p.strip_prefix('/').unwrap_or("");
+    let body = body.strip_suffix('/').unwrap_or(body);
+    let ok = !has_control(p)
+        && p.starts_with('/')
+        && (body.is_empty()
+            || body
+                .split('/')
+                .all(|e| !e.is_empty() && e != "." && e != ".."));
+    if !ok {
+        return Err(cx.err(
+            v.span(),
+            format!(
+                "[agent] cgroup_root = {p:?}: must be an absolute path with no . or .. or empty \
+                 elements and no control characters, like \"/sys/fs/cgroup\" (or leave it out to \
+                 detect the hierarchy)"
+            ),
+        ));
+    }
+    Ok(PathBuf::from(p))
+}
+
+/// `state_dir`: an absolute path (a relative one would follow the working directory).
+fn state_dir(cx: &Ctx, v: &Spanned<String>) -> Result<PathBuf, ConfigError> {
+    let p = v.get_ref();
+    if !p.starts_with('/') || has_control(p) {
+        return Err(cx.err(
+            v.span(),
+            format!(
+                "[agent] state_dir = {p:?}: must be an absolute path with no control characters, \
+                 like \"/var/lib/burstd\""
+            ),
+        ));
+    }
+    Ok(PathBuf::from(p))
+}
+
 pub(super) fn agent_config(cx: &Ctx, a: &RawAgent) -> Result<AgentConfig, ConfigError> {
+    let root = a
+        .cgroup_root
+        .as_ref()
+        .map(|v| cgroup_root(cx, v))
+        .transpose()?;
+    let state_dir = state_dir(cx, &a.state_dir)?;
     let ts = *a.time_scale.get_ref();
     let time_scale_milli = validate::time_scale_milli(ts).ok_or_else(|| {
         cx.err(
@@ -164,8 +241,8 @@ pub(super) fn agent_config(cx: &Ctx, a: &RawAgent) -> Result<AgentConfig, Config
         Landing::Exact
     };
     Ok(AgentConfig {
-        cgroup_root: a.cgroup_root.clone(),
-        state_dir: a.state_dir.clone(),
+        cgroup_root: root,
+        state_dir,
         time_scale_milli,
         period_us: period as u64,
         on_exit: a.on_exit,
@@ -187,6 +264,7 @@ pub(super) fn agent_config(cx: &Ctx, a: &RawAgent) -> Result<AgentConfig, Config
             3_600_000.0,
         )?,
         drift_check_ms: positive_ms(cx, &a.drift_check_s, "drift_check_s", 100.0, 10_000.0)?,
+        forget_stopped_after_s: forget_after(cx, &a.forget_stopped_after_s)?,
         policy: Policy {
             landing,
             release_above,

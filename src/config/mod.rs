@@ -105,6 +105,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         &raw.workload,
         &custom_profiles,
         &raw.agent.default_profile,
+        agent.cgroup_root.as_deref(),
     )?;
     let metrics = servers::metrics_config(&cx, &raw.metrics)?;
     let api = servers::api_config(&cx, &raw.api)?;

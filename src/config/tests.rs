@@ -371,3 +371,87 @@ fn a_name_under_a_globs_name_is_refused() {
     // A name that merely starts with the same letters is no collision.
     assert!(parse_str("[[workload]]\nname = \"gx\"\ncgroup = \"solo/x\"\n[[workload]]\nname = \"g\"\nmatch = \"gl/*\"\n").is_ok());
 }
+
+/// Issue 13 item 13: cgroup paths with NUL or newline are refused, with the value escaped.
+#[test]
+fn control_characters_in_cgroup_paths_are_refused() {
+    let e = err("[[workload]]\nname = \"w\"\ncgroup = \"a\\u0000b\"\n");
+    assert_eq!(
+        e,
+        "/etc/burstd/burstd.toml:3:10: [[workload]] \"w\": cgroup = \"a\\0b\": must be a path below the cgroup root with no . or .. or empty elements and no control characters (NUL, newline), like \"system.slice/nginx.service\""
+    );
+    let e = err("[[workload]]\nname = \"w\"\ncgroup = \"a\\nb\"\n");
+    assert!(e.contains(":3:10: [[workload]] \"w\": cgroup = \"a\\nb\": must be a path below the cgroup root with no . or .. or empty elements and no control characters"), "{e}");
+    let e = err("[[workload]]\nname = \"w\"\nmatch = \"x/*\\n\"\n");
+    assert!(
+        e.contains(":3:9: [[workload]] \"w\": match = \"x/*\\n\": must be a glob"),
+        "{e}"
+    );
+    let e = err("[[workload]]\nname = \"w\"\nunit = \"a\\n.service\"\n");
+    assert!(
+        e.contains(
+            ":3:8: [[workload]] \"w\": unit = \"a\\n.service\": must be a systemd unit name"
+        ),
+        "{e}"
+    );
+}
+
+/// Issue 13 item 13: `cgroup_root` must name one directory wherever burstd runs: absolute, no
+/// `.`, `..` or empty elements, no control characters.
+#[test]
+fn cgroup_root_must_be_absolute_and_plain() {
+    for (root, shown) in [
+        ("sys/fs/cgroup", "\"sys/fs/cgroup\""),
+        ("", "\"\""),
+        ("/sys/fs/../cgroup", "\"/sys/fs/../cgroup\""),
+        ("/sys//fs/cgroup", "\"/sys//fs/cgroup\""),
+        ("/sys/fs/cgroup\\n", "\"/sys/fs/cgroup\\n\""),
+    ] {
+        let e = err(&format!("[agent]\ncgroup_root = \"{root}\"\n"));
+        assert_eq!(
+            e,
+            format!("/etc/burstd/burstd.toml:2:15: [agent] cgroup_root = {shown}: must be an absolute path with no . or .. or empty elements and no control characters, like \"/sys/fs/cgroup\" (or leave it out to detect the hierarchy)"),
+        );
+    }
+    for ok in ["/sys/fs/cgroup", "/sys/fs/cgroup/", "/"] {
+        let c = parse_str(&format!("[agent]\ncgroup_root = \"{ok}\"\n")).unwrap();
+        assert_eq!(c.agent.cgroup_root, Some(PathBuf::from(ok)));
+    }
+}
+
+/// Issue 13 item 13: an absolute filesystem path given as a workload's cgroup was read as a
+/// cgroup of that name under the root ("/sys/fs/cgroup/cpu/web" → `<root>/sys/fs/cgroup/cpu/web`).
+#[test]
+fn a_cgroup_written_with_the_root_is_refused_with_what_was_meant() {
+    let e = err("[[workload]]\nname = \"w\"\ncgroup = \"/sys/fs/cgroup/cpu/system.slice/web\"\n");
+    assert_eq!(
+        e,
+        "/etc/burstd/burstd.toml:3:10: [[workload]] \"w\": cgroup = \"/sys/fs/cgroup/cpu/system.slice/web\": a path below the cgroup root is wanted, not the filesystem path (this would be read as a cgroup named \"sys/fs/cgroup/cpu/system.slice/web\" under the root); write \"system.slice/web\""
+    );
+    let e = err("[agent]\ncgroup_root = \"/mnt/cg\"\n[[workload]]\nname = \"w\"\nmatch = \"/mnt/cg/docker/*\"\n");
+    assert!(e.contains(":5:9: [[workload]] \"w\": match = \"/mnt/cg/docker/*\": a path below the cgroup root is wanted"), "{e}");
+    assert!(e.ends_with("write \"docker/*\""), "{e}");
+    // A leading '/' on a path below the root stays allowed (as /proc/PID/cgroup shows it).
+    let c = parse_str("[[workload]]\nname = \"w\"\ncgroup = \"/system.slice/web\"\n").unwrap();
+    assert_eq!(
+        c.workloads[0].source,
+        Source::Cgroup("system.slice/web".into())
+    );
+}
+
+/// Issue 13 item 13: `state_dir` must be absolute (a relative one followed the working
+/// directory) and not empty.
+#[test]
+fn state_dir_must_be_absolute() {
+    for (dir, shown) in [
+        ("", "\"\""),
+        ("var/lib/burstd", "\"var/lib/burstd\""),
+        ("/var/lib/b\\u0000", "\"/var/lib/b\\0\""),
+    ] {
+        let e = err(&format!("[agent]\nstate_dir = \"{dir}\"\n"));
+        assert_eq!(
+            e,
+            format!("/etc/burstd/burstd.toml:2:13: [agent] state_dir = {shown}: must be an absolute path with no control characters, like \"/var/lib/burstd\""),
+        );
+    }
+}

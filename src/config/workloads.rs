@@ -7,6 +7,7 @@ use super::ConfigError;
 use crate::credit::{Credits, Mode, Profile};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::path::Path;
 use toml::Spanned;
 
 #[derive(Deserialize, Debug)]
@@ -71,11 +72,37 @@ pub fn valid_workload_name(name: &str) -> bool {
         && !name.ends_with('/')
 }
 
-/// A relative cgroup path: no leading '/', no '.' or '..' elements, no empty elements.
+/// A relative cgroup path: no leading '/', no '.' or '..' elements, no empty elements, no
+/// NUL, newline or other control character.
 fn valid_relative_path(p: &str) -> bool {
     !p.is_empty()
         && !p.starts_with('/')
+        && !super::agent::has_control(p)
         && p.split('/').all(|e| !e.is_empty() && e != "." && e != "..")
+}
+
+/// A `cgroup` or `match` written as a filesystem path under the cgroup mount (the configured
+/// `cgroup_root`, or `/sys/fs/cgroup`) rather than below it: a leading '/' is allowed (it is
+/// how /proc/PID/cgroup shows paths), so "/sys/fs/cgroup/cpu/web" would be read as the cgroup
+/// `sys/fs/cgroup/cpu/web` under the root. Returns the path it most likely means.
+fn written_with_root(p: &str, root: Option<&Path>) -> Option<String> {
+    let root = root
+        .and_then(Path::to_str)
+        .unwrap_or("/sys/fs/cgroup")
+        .trim_end_matches('/');
+    let rest = p.strip_prefix(root)?.strip_prefix('/')?;
+    // A v1 controller's mount under the root is part of the filesystem path too.
+    let rest = [
+        "cpu,cpuacct/",
+        "cpuacct,cpu/",
+        "cpu/",
+        "cpuacct/",
+        "unified/",
+    ]
+    .iter()
+    .find_map(|c| rest.strip_prefix(c))
+    .unwrap_or(rest);
+    Some(rest.to_string())
 }
 
 fn workload(
@@ -83,6 +110,7 @@ fn workload(
     w: &RawWorkload,
     custom: &BTreeMap<String, Profile>,
     default_profile: &Spanned<String>,
+    cgroup_root: Option<&Path>,
 ) -> Result<WorkloadSpec, ConfigError> {
     let name = w.name.get_ref().clone();
     if !valid_workload_name(&name) {
@@ -104,19 +132,32 @@ fn workload(
     .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
     .collect();
     let source = match sources.as_slice() {
+        [(key @ ("cgroup" | "match"), v)] if written_with_root(v.get_ref(), cgroup_root).is_some() => {
+            let meant = written_with_root(v.get_ref(), cgroup_root).unwrap_or_default();
+            return Err(cx.err(
+                v.span(),
+                format!(
+                    "{} = {:?}: a path below the cgroup root is wanted, not the filesystem path \
+                     (this would be read as a cgroup named {:?} under the root); write {meant:?}",
+                    here(key),
+                    v.get_ref(),
+                    v.get_ref().trim_start_matches('/')
+                ),
+            ));
+        }
         [("cgroup", v)] => {
             let p = v.get_ref().trim_start_matches('/').to_string();
             if !valid_relative_path(&p) {
                 return Err(cx.err(
                     v.span(),
-                    format!("{} = {:?}: must be a path below the cgroup root, like \"system.slice/nginx.service\"", here("cgroup"), v.get_ref()),
+                    format!("{} = {:?}: must be a path below the cgroup root with no . or .. or empty elements and no control characters (NUL, newline), like \"system.slice/nginx.service\"", here("cgroup"), v.get_ref()),
                 ));
             }
             Source::Cgroup(p)
         }
         [("unit", v)] => {
             let u = v.get_ref();
-            if u.is_empty() || u.contains('/') || !u.contains('.') {
+            if u.is_empty() || u.contains('/') || !u.contains('.') || super::agent::has_control(u) {
                 return Err(cx.err(
                     v.span(),
                     format!("{} = {u:?}: must be a systemd unit name such as \"postgresql.service\"", here("unit")),
@@ -129,7 +170,7 @@ fn workload(
             if !valid_relative_path(&p) {
                 return Err(cx.err(
                     v.span(),
-                    format!("{} = {:?}: must be a glob below the cgroup root, like \"system.slice/docker-*.scope\"", here("match"), v.get_ref()),
+                    format!("{} = {:?}: must be a glob below the cgroup root with no . or .. or empty elements and no control characters (NUL, newline), like \"system.slice/docker-*.scope\"", here("match"), v.get_ref()),
                 ));
             }
             Source::Match(p)
@@ -202,10 +243,11 @@ pub(super) fn workloads(
     raw: &[RawWorkload],
     custom: &BTreeMap<String, Profile>,
     default_profile: &Spanned<String>,
+    cgroup_root: Option<&Path>,
 ) -> Result<Vec<WorkloadSpec>, ConfigError> {
     let mut workloads: Vec<WorkloadSpec> = Vec::new();
     for w in raw {
-        let spec = workload(cx, w, custom, default_profile)?;
+        let spec = workload(cx, w, custom, default_profile, cgroup_root)?;
         if workloads.iter().any(|o| o.name == spec.name) {
             return Err(cx.err(
                 w.name.span(),

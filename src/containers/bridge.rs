@@ -273,13 +273,14 @@ mod tests {
         assert_eq!(web.totals.charged, Credits::ZERO, "a restart is not a stop");
         // 5 s more at 2 cores on a 60× clock, net of the 0.2-core baseline: 9 credits.
         assert_eq!(web.surplus, surplus_before + Credits::whole(9));
-        let gone = b.get("gone").unwrap();
-        assert!(!gone.is_running() && !gone.awaiting_reconcile());
-        assert_eq!(
-            gone.bucket.balance(),
-            Credits::ZERO,
-            "a stopped T2 loses its credits"
+        // A stopped T2 loses its credits, so there is nothing to remember it by.
+        assert!(
+            b.get("gone").is_none(),
+            "a stopped T2 instance is forgotten"
         );
+        assert!(b
+            .take_events()
+            .contains(&crate::agent::WorkloadEvent::Forgotten("gone".into())));
     }
 
     #[test]

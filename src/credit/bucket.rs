@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 /// `earned + launch − surplus = initial + launch_granted + earned − discarded − spent
 ///  + charged + overdrawn − launch_removed − lost` (see [`Bucket::ledger_balance`]).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Totals {
     /// Credits spent (gross CPU use).
     pub spent: Credits,
@@ -75,7 +76,7 @@ impl Default for Policy {
 
 /// Whether the workload runs.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
+#[serde(tag = "state", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RunState {
     /// Never started.
     New,
@@ -93,8 +94,10 @@ pub enum BucketError {
     UnlimitedNotAllowed(String),
 }
 
-/// One workload's credit state.
+/// One workload's credit state. Unknown keys are refused: it is read back only from the
+/// state file, whose format changes only with its version.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Bucket {
     pub mode: Mode,
     /// E: earned credits, 0 ≤ E ≤ max_earned.

@@ -8,6 +8,7 @@ pub const DEFAULT_LAUNCH_LIMIT: u32 = 100;
 pub const DAY_S: u64 = 24 * 3600;
 
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LaunchLimiter {
     pub limit: u32,
     pub window_s: u64,

@@ -60,6 +60,29 @@ pub fn time_to_full(bucket: &Bucket, profile: &Profile, usage: Rate) -> Option<u
     Some(t.saturating_add(t2))
 }
 
+/// How long (credit-clock ns) one linear step of `bucket` stays exact, whatever the CPU use in
+/// it between zero and `ceiling`: until the earliest moment the balance could reach one of its
+/// clamps — zero at the ceiling (standard: E + L; unlimited: the surplus limit, A = E − S at
+/// −max), or the accrual limit using nothing. Inside that time the model's result depends only
+/// on the total CPU used, so a look at its end gives the same balances as looks every
+/// millisecond. `None`: no clamp can be reached (nothing is earned and nothing can be spent).
+pub fn exact_horizon_ns(bucket: &Bucket, profile: &Profile, ceiling: Rate) -> Option<u64> {
+    let to_max = time_to_full(bucket, profile, Rate::ZERO);
+    let to_min = match bucket.mode {
+        Mode::Standard => time_to_exhaustion(bucket, profile, ceiling),
+        Mode::Unlimited => {
+            let a = bucket.earned - bucket.surplus;
+            let net = ceiling.milli_credits_per_hour() as i128
+                - profile.earn_rate.milli_credits_per_hour() as i128;
+            ns_to_cover(a + profile.max_earned, net)
+        }
+    };
+    match (to_max, to_min) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +108,105 @@ mod tests {
         );
         // At the baseline it never fills.
         assert_eq!(time_to_full(&b, &p, p.baseline()), None);
+    }
+}
+
+/// Issue 22: any schedule of looks that waits no longer than [`exact_horizon_ns`] gives the
+/// same bucket as a look every millisecond, for any CPU use up to the full ceiling.
+#[cfg(test)]
+mod horizon_props {
+    use super::*;
+    use crate::credit::profile::builtin_profile;
+    use crate::credit::{Bucket, LaunchLimiter, Policy};
+    use proptest::prelude::*;
+
+    const MS: u64 = 1_000_000;
+
+    fn started(
+        profile: &Profile,
+        mode: Mode,
+        earned_milli: i64,
+        launch: bool,
+        surplus_milli: i64,
+    ) -> Bucket {
+        let mut b = Bucket::new(profile, mode, Credits::milli(earned_milli)).unwrap();
+        let mut limiter = LaunchLimiter::unlimited();
+        if launch {
+            b.start(profile, &Policy::default(), 0, &mut limiter);
+        } else {
+            b.start_granting(profile, &Policy::default(), 0, Credits::ZERO, &mut limiter);
+        }
+        if mode == Mode::Unlimited && surplus_milli > 0 {
+            // Spend into surplus: E first, then S.
+            let spend = Credits::milli(earned_milli + surplus_milli);
+            b.step(profile, &Policy::default(), spend, Credits::ZERO);
+        }
+        b
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+        #[test]
+        fn looks_at_the_horizon_equal_looks_every_millisecond(
+            which in 0usize..3,
+            unlimited in any::<bool>(),
+            near_full in any::<bool>(),
+            gap_milli in 0i64..400,
+            launch in any::<bool>(),
+            surplus_milli in 0i64..400,
+            // (duration in ms, CPU in thousandths of the profile's vCPUs)
+            segments in prop::collection::vec(
+                (1u64..3_000, prop_oneof![Just(0u64), Just(1000u64), 0u64..=1000]),
+                1..30,
+            ),
+        ) {
+            let name = ["t2.micro", "t3.micro", "t3.large"][which];
+            let p = builtin_profile(name).unwrap();
+            let mode = if unlimited { Mode::Unlimited } else { Mode::Standard };
+            let max_milli = (p.max_earned.units() / (crate::credit::units::UNITS_PER_CREDIT / 1000)) as i64;
+            let earned = if near_full { max_milli - gap_milli.min(max_milli) } else { gap_milli.min(max_milli) };
+            let b0 = started(&p, mode, earned, launch, surplus_milli);
+            // CPU ns used in each millisecond.
+            let per_ms: Vec<u64> = segments
+                .iter()
+                .flat_map(|&(ms, k)| std::iter::repeat_n(MS * p.vcpus as u64 * k / 1000, ms as usize))
+                .collect();
+            let pol = Policy::default();
+            let mut every_ms = b0.clone();
+            for &u in &per_ms {
+                every_ms.step_cpu(&p, &pol, u, MS);
+            }
+            let mut at_horizon = b0;
+            let (mut t, mut looks) = (0usize, 0usize);
+            while t < per_ms.len() {
+                let h = exact_horizon_ns(&at_horizon, &p, p.full()).unwrap_or(u64::MAX);
+                let wait = (h.saturating_sub(1) / MS).max(1) as usize;
+                let end = (t + wait).min(per_ms.len());
+                let used: u64 = per_ms[t..end].iter().sum();
+                at_horizon.step_cpu(&p, &pol, used, (end - t) as u64 * MS);
+                t = end;
+                looks += 1;
+            }
+            prop_assert_eq!(&at_horizon.earned, &every_ms.earned);
+            prop_assert_eq!(&at_horizon.launch, &every_ms.launch);
+            prop_assert_eq!(&at_horizon.surplus, &every_ms.surplus);
+            prop_assert_eq!(&at_horizon.totals, &every_ms.totals);
+            prop_assert!(looks <= per_ms.len());
+        }
+    }
+
+    /// The horizon of a t3.micro half full: 80 minutes to zero flat out (2 vCPUs spending 120
+    /// credits an hour, earning 12), 12 hours to full using nothing: looks every second buy
+    /// nothing.
+    #[test]
+    fn a_half_full_t3_micro_needs_no_look_for_80_minutes() {
+        let p = builtin_profile("t3.micro").unwrap();
+        let b = started(&p, Mode::Standard, 144_000, false, 0);
+        let h = exact_horizon_ns(&b, &p, p.full()).unwrap();
+        assert_eq!(h, 80 * 60 * crate::credit::units::NS_PER_SEC);
+        let b = started(&p, Mode::Unlimited, 144_000, false, 0);
+        // Unlimited: the surplus limit is 288 credits further down: 240 minutes.
+        let h = exact_horizon_ns(&b, &p, p.full()).unwrap();
+        assert_eq!(h, 240 * 60 * crate::credit::units::NS_PER_SEC);
     }
 }

@@ -5,8 +5,9 @@
 //! the servers through their narrow [`Asker`](crate::ask::Asker) handles), so there are no
 //! locks on the hot path and the servers do not know this loop's type.
 
+use super::saver::{Done, Saver};
 use crate::agent::clock::Clock;
-use crate::agent::persist::{self, SaveStats, Sections};
+use crate::agent::persist::{SaveStats, Sections};
 use crate::agent::view::workload_views;
 use crate::agent::{Agent, Health, WorkloadEvent};
 use crate::api::actions::Engine;
@@ -87,8 +88,15 @@ fn notify(on: bool, states: &[sd_notify::NotifyState]) {
     }
 }
 
-fn save(agent: &Agent, sections: &Sections, clock: &dyn Clock, stats: &mut SaveStats) {
-    persist::save(agent, clock.wall_s(), sections, stats);
+/// Hands a snapshot of the state to the writer (no I/O here); `done` runs once it is on disk.
+fn save(agent: &Agent, sections: &Sections, clock: &dyn Clock, saver: &Saver, done: Option<Done>) {
+    let wall = clock.wall_s();
+    saver.save(
+        agent.config().state_dir.clone(),
+        agent.snapshot(wall, sections),
+        wall,
+        done,
+    );
 }
 
 /// Runs the agent until `Shutdown` (or the control channel closes). Saves the state on every
@@ -102,13 +110,17 @@ pub async fn run_loop(
     clock: &dyn Clock,
     mut inbox: Inbox,
 ) -> SaveStats {
-    let mut stats = SaveStats::default();
+    let saver = Saver::start();
     let mut api = Engine::load(&sections, &mut agent);
     let now = clock.now_ns();
     agent.rescan(now, clock.wall_s());
     agent.tick(now, clock.wall_s());
     agent.take_events();
-    save(&agent, &sections, clock, &mut stats);
+    let wall = clock.wall_s();
+    let first = agent.snapshot(wall, &sections);
+    saver
+        .save_and_wait(agent.config().state_dir.clone(), first, wall)
+        .await;
     let mut watchdog_usec = 0u64;
     let watchdog = opts.notify && sd_notify::watchdog_enabled(false, &mut watchdog_usec);
     let watchdog_ns = watchdog_usec.saturating_mul(1000) / 2;
@@ -147,7 +159,7 @@ pub async fn run_loop(
             .iter()
             .any(|e| !matches!(e, WorkloadEvent::Held(_) | WorkloadEvent::Released(_)));
         if eventful || now >= next_save {
-            save(&agent, &sections, clock, &mut stats);
+            save(&agent, &sections, clock, &saver, None);
             next_save = now + agent.config().save_interval_ms * MS;
         }
         if watchdog && now >= next_watchdog {
@@ -182,7 +194,7 @@ pub async fn run_loop(
             },
             Some(probe) = inbox.probes.recv() => match probe {
                 Probe::Scrape(reply) => {
-                    let _ = reply.send(scrape(&mut agent, clock, &stats, &histograms));
+                    let _ = reply.send(scrape(&mut agent, clock, &saver.stats(), &histograms));
                 }
                 Probe::Ping(reply) => {
                     let _ = reply.send(());
@@ -195,18 +207,29 @@ pub async fn run_loop(
                 let (answer, changed) =
                     api.handle(&mut agent, clock.now_ns(), clock.wall_s(), call);
                 if changed {
-                    // Durable before the caller hears of it.
+                    // Durable before the caller hears of it: answered by the writer.
                     api.store(&mut sections);
                     agent.take_events();
-                    save(&agent, &sections, clock, &mut stats);
+                    let done: Done = Box::new(move || {
+                        let _ = reply.send(answer);
+                    });
+                    save(&agent, &sections, clock, &saver, Some(done));
+                } else {
+                    let _ = reply.send(answer);
                 }
-                let _ = reply.send(answer);
             }
         }
     }
     notify(opts.notify, &[sd_notify::NotifyState::Stopping]);
     agent.sample_all(clock.now_ns(), clock.wall_s());
-    save(&agent, &sections, clock, &mut stats);
+    let wall = clock.wall_s();
+    let stats = saver
+        .finish(
+            agent.config().state_dir.clone(),
+            agent.snapshot(wall, &sections),
+            wall,
+        )
+        .await;
     agent.on_exit();
     info!(saves = stats.saves, "burstd stopped; state saved");
     stats

@@ -2,10 +2,11 @@
 //! configuration, starts the metrics endpoint and the control API with narrow handles to the
 //! loop, forwards signals, and runs the event loop until a shutdown.
 //!
-//! `event_loop` is the loop itself, `servers` starts and moves the two servers, `signals`
+//! `event_loop` is the loop itself, `saver` writes the state file off the loop, `servers` starts and moves the two servers, `signals`
 //! turns signals into messages. Nothing below this module imports it.
 
 pub mod event_loop;
+pub mod saver;
 pub mod servers;
 mod signals;
 #[cfg(test)]

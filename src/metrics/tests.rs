@@ -21,7 +21,7 @@ fn value(text: &str, prefix: &str) -> f64 {
     }
 }
 
-const BURN: &str = "{workload=\"burn\",profile=\"t3.micro\",mode=\"standard\"}";
+const BURN: &str = "{workload=\"burn\"}";
 
 #[tokio::test(start_paused = true)]
 async fn a_scrape_samples_now_and_exports_every_metric() {
@@ -67,7 +67,7 @@ async fn a_scrape_samples_now_and_exports_every_metric() {
         let left = value(&text, &format!("burstd_seconds_until_exhausted{BURN}"));
         assert!((left - 0.75).abs() < 0.01, "{left}");
         // T2 standard idle: launch credits 30, not draining.
-        let idle = "{workload=\"idle\",profile=\"t2.micro\",mode=\"standard\"}";
+        let idle = "{workload=\"idle\"}";
         assert_eq!(
             value(&text, &format!("burstd_cpu_launch_credit_balance{idle}")),
             30.0
@@ -77,6 +77,14 @@ async fn a_scrape_samples_now_and_exports_every_metric() {
             f64::INFINITY
         );
         assert_eq!(value(&text, "burstd_workloads "), 2.0);
+        // Profile and mode are on the info series only.
+        assert_eq!(
+            value(
+                &text,
+                "burstd_workload_info{workload=\"burn\",profile=\"t3.micro\",mode=\"standard\",family=\"t3\"} "
+            ),
+            1.0
+        );
         assert_eq!(value(&text, "burstd_build_info{version=\""), 1.0);
         assert!(value(&text, "burstd_state_saves_total ") >= 1.0);
         assert!(value(&text, "burstd_tick_duration_seconds_count ") >= 1.0);
@@ -288,15 +296,61 @@ fn grafana_dashboard_is_valid_json_templated_on_workload() {
     ))
     .unwrap();
     let d: serde_json::Value = serde_json::from_str(&text).unwrap();
+    // Grafana 10/11 dashboards (schema 36+: a datasource object per panel and target).
+    let schema = d["schemaVersion"].as_u64().unwrap();
+    assert!((36..=41).contains(&schema), "schemaVersion {schema}");
+    // job, instance and workload: multi-select, "All" = `.*`, the current value a list.
     let vars = d["templating"]["list"].as_array().unwrap();
-    assert!(vars.iter().any(|v| v["name"] == "workload"));
+    for name in ["job", "instance", "workload"] {
+        let v = vars
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no variable {name}"));
+        assert_eq!(v["multi"], true, "{name}");
+        assert_eq!(v["includeAll"], true, "{name}");
+        assert_eq!(v["allValue"], ".*", "{name}");
+        assert!(v["current"]["value"].is_array(), "{name}: {}", v["current"]);
+        assert!(v["current"]["text"].is_array(), "{name}: {}", v["current"]);
+        assert_known_metrics(v["definition"].as_str().unwrap(), &[]);
+    }
     let panels = d["panels"].as_array().unwrap();
     assert!(panels.len() >= 3);
     for p in panels {
         for t in p["targets"].as_array().unwrap() {
-            assert_known_metrics(t["expr"].as_str().unwrap(), &[]);
+            let expr = t["expr"].as_str().unwrap();
+            assert_known_metrics(expr, &[]);
+            // A fleet: every query is filtered by host, every legend names it.
+            assert!(
+                expr.contains("job=~\"$job\",instance=~\"$instance\""),
+                "{expr}"
+            );
+            if let Some(legend) = t["legendFormat"].as_str().filter(|l| !l.is_empty()) {
+                assert!(legend.contains("{{instance}}"), "{legend}");
+            }
+            // rate()/irate() windows follow the scrape interval ($__rate_interval).
+            for f in ["rate(", "irate("] {
+                for (i, _) in expr.match_indices(f) {
+                    let call = &expr[i..];
+                    let close = call.find(')').unwrap();
+                    assert!(
+                        call[..close].ends_with("[$__rate_interval]"),
+                        "{expr}: a fixed rate window"
+                    );
+                }
+            }
         }
     }
+    // Time to exhaustion: standard mode only (unlimited is never held), +Inf left out.
+    let tte = panels
+        .iter()
+        .find(|p| p["title"] == "Time until credits run out")
+        .unwrap();
+    let expr = tte["targets"][0]["expr"].as_str().unwrap();
+    assert!(expr.contains("< +Inf"), "{expr}");
+    assert!(
+        expr.contains("group_left(profile, mode) burstd_workload_info{mode=\"standard\"}"),
+        "{expr}"
+    );
 }
 
 fn view(name: &str) -> WorkloadView {
@@ -324,6 +378,7 @@ fn view(name: &str) -> WorkloadView {
         usage_cores: 0.0,
         held_at_baseline: false,
         seconds_until_exhausted: None,
+        usage_counter_resets: 0,
     }
 }
 
@@ -337,19 +392,21 @@ fn label_values_are_escaped_and_both_formats_pass_promtool() {
     };
     let classic = encode(&s, false);
     assert!(
-        classic.contains(
-            "burstd_cpu_credit_balance{workload=\"pods/a\\\"b\\\\c\",profile=\"t3.micro\",mode=\"standard\"} 0.6\n"
-        ),
+        classic.contains("burstd_cpu_credit_balance{workload=\"pods/a\\\"b\\\\c\"} 0.6\n"),
         "{classic}"
     );
-    assert!(classic.contains(
-        "burstd_cpu_throttled_periods_total{workload=\"plain\",profile=\"t3.micro\",mode=\"standard\"} 7.0\n"
-    ));
+    assert!(classic.contains("burstd_cpu_throttled_periods_total{workload=\"plain\"} 7.0\n"));
     // No ceiling known: no sample for it; no balance: +Inf.
     assert!(!classic.contains("burstd_cpu_ceiling_cores{"));
-    assert!(classic.contains("burstd_seconds_until_exhausted{workload=\"plain\",profile=\"t3.micro\",mode=\"standard\"} +Inf\n"));
+    assert!(classic.contains("burstd_seconds_until_exhausted{workload=\"plain\"} +Inf\n"));
+    assert!(classic.contains("# TYPE burstd_workload_info gauge\n"));
     let om = encode(&s, true);
     assert!(om.contains("# TYPE burstd_cpu_credit_usage counter\n"));
+    // The info series: OpenMetrics's info type, family name without `_info`.
+    assert!(om.contains("# TYPE burstd_workload info\n"), "{om}");
+    assert!(om.contains(
+        "burstd_workload_info{workload=\"plain\",profile=\"t3.micro\",mode=\"standard\",family=\"t3\"} 1\n"
+    ));
     assert!(om.ends_with("# EOF\n"));
     assert_eq!(om.matches("# EOF").count(), 1);
     // promtool (Debian package `prometheus`; .ci/run installs it) parses and lints the text.
@@ -396,16 +453,108 @@ fn container_instances_carry_a_container_label_and_label_errors_are_counted() {
     };
     let text = encode(&s, false);
     assert!(
-        text.contains("burstd_cpu_credit_balance{workload=\"web-prod\",container=\"web\",profile=\"t3.micro\",mode=\"standard\"} 0.6\n"),
+        text.contains("burstd_cpu_credit_balance{workload=\"web-prod\",container=\"web\"} 0.6\n"),
         "{text}"
     );
+    assert!(text.contains("burstd_cpu_credit_balance{workload=\"plain\"} 0.6\n"));
     assert!(text.contains(
-        "burstd_cpu_credit_balance{workload=\"plain\",profile=\"t3.micro\",mode=\"standard\"} 0.6\n"
+        "burstd_workload_info{workload=\"web-prod\",container=\"web\",profile=\"t3.micro\",mode=\"standard\",family=\"t3\"} 1\n"
     ));
     assert!(
         text.contains("burstd_container_label_errors_total 2\n"),
         "{text}"
     );
+}
+
+/// The per-workload series of a scrape: (sample name, label set) of every sample line that
+/// has a `workload` label.
+pub(crate) fn workload_series(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && l.contains("{workload=\""))
+        .filter_map(|l| {
+            let (name, rest) = l.split_once('{')?;
+            let (labels, _) = rest.rsplit_once("} ")?;
+            Some((name.to_string(), labels.to_string()))
+        })
+        .collect()
+}
+
+/// Issue 17 item 1: a mode switch through the API continues every counter and gauge as the
+/// same series; only the info series' `mode` label changes.
+#[tokio::test(start_paused = true)]
+async fn a_mode_switch_keeps_one_series_per_metric_per_workload() {
+    use crate::api::actions::Call;
+    use crate::api::types::{
+        InstanceCreditSpecificationRequest, ModifyInstanceCreditSpecificationRequest, Request,
+    };
+    use crate::api::ApiQuery;
+    let dir = tempfile::tempdir().unwrap();
+    let fake = testkit::fake();
+    fake.add("burn", 1000);
+    fake.add("idle", 0);
+    let c = testkit::cfg(STD, dir.path());
+    let (handles, inbox) = channels();
+    let driver = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let before = encode(&ask_scrape(&handles.probes).await.unwrap(), false);
+        let spent_before = value(&before, "burstd_cpu_credit_usage_total{workload=\"burn\"}");
+        let call = Call {
+            admin: true,
+            request: Request::ModifyInstanceCreditSpecification(
+                ModifyInstanceCreditSpecificationRequest {
+                    dry_run: false,
+                    client_token: None,
+                    instance_credit_specifications: ["burn", "idle"]
+                        .iter()
+                        .map(|w| InstanceCreditSpecificationRequest {
+                            instance_id: w.to_string(),
+                            cpu_credits: "unlimited".into(),
+                        })
+                        .collect(),
+                },
+            ),
+        };
+        handles
+            .api
+            .ask(|reply| ApiQuery { call, reply })
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let after = encode(&ask_scrape(&handles.probes).await.unwrap(), false);
+        for (text, mode) in [(&before, "standard"), (&after, "unlimited")] {
+            let series = workload_series(text);
+            // Every family once per workload, plus the info series.
+            let per_workload = WORKLOAD_FAMILIES.len() + 1;
+            assert_eq!(series.len(), 2 * per_workload, "{text}");
+            let unique: HashSet<_> = series.iter().collect();
+            assert_eq!(unique.len(), series.len(), "a duplicated series in\n{text}");
+            for (name, labels) in &series {
+                if name == "burstd_workload_info" {
+                    assert!(labels.contains(&format!(",mode=\"{mode}\",")), "{labels}");
+                } else {
+                    assert!(
+                        labels == "workload=\"burn\"" || labels == "workload=\"idle\"",
+                        "{name}{{{labels}}}: only identity labels"
+                    );
+                }
+            }
+        }
+        let others = |t: &str| -> Vec<(String, String)> {
+            workload_series(t)
+                .into_iter()
+                .filter(|(n, _)| n != "burstd_workload_info")
+                .collect()
+        };
+        assert_eq!(others(&before), others(&after));
+        // The counter went on in the same series (300 ms at 60× and 1 core = 0.3 credits).
+        let spent_after = value(&after, "burstd_cpu_credit_usage_total{workload=\"burn\"}");
+        assert!(
+            (spent_after - spent_before - 0.3).abs() < 0.01,
+            "{spent_before} → {spent_after}"
+        );
+        handles.control.send(Control::Shutdown).await.unwrap();
+    };
+    tokio::join!(testkit::run(testkit::agent(&c, &fake), inbox), driver);
 }
 
 /// Connects `n` clients that send nothing and hold their connections.

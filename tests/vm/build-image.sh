@@ -15,7 +15,10 @@
 set -euo pipefail
 
 SUITE=bookworm
-MIRROR=${BURSTD_VM_MIRROR:-http://deb.debian.org/debian}
+# The Debian archive: BURSTD_VM_MIRROR, or the one this machine's apt already uses for the
+# suite (its sources list; see apt-mirror.sh). Not part of the cache key: any mirror of the
+# suite gives the same packages.
+MIRROR=${BURSTD_VM_MIRROR:-}
 # Kept small on purpose: every MB is unpacked into guest RAM at each boot. dbus: a real
 # systemd host has the system bus, and systemd-run (used by the sandbox check) needs it.
 PACKAGES=systemd,systemd-sysv,udev,dbus,curl,procps,iproute2
@@ -28,6 +31,10 @@ log() { printf '[build-image %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 [[ $(id -u) -eq 0 ]] || die "must run as root (debootstrap, chroot); try: sudo $0"
+if [[ -z $MIRROR ]]; then
+    MIRROR=$(bash "$(dirname "${BASH_SOURCE[0]}")/apt-mirror.sh" /etc/apt "$SUITE") \
+        || die "no Debian mirror for $SUITE in this machine's apt sources; set BURSTD_VM_MIRROR"
+fi
 
 # --- host tools ------------------------------------------------------------------------
 apt_updated=0
@@ -120,7 +127,7 @@ done
 
 # --- root file system ------------------------------------------------------------------
 ROOT=$WORK/root
-log "debootstrap $SUITE minbase + $PACKAGES (about 30 s)"
+log "debootstrap $SUITE minbase + $PACKAGES from $MIRROR (about 30 s)"
 timeout 900 debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOT" "$MIRROR" \
     >"$WORK/debootstrap.log" 2>&1 \
     || { tail -n 30 "$WORK/debootstrap.log" >&2; die "debootstrap failed"; }
