@@ -1,8 +1,9 @@
 //! The Prometheus endpoint: `GET /metrics` and `GET /healthz`.
 //!
-//! Every scrape asks the agent's task for a fresh [`Scrape`] through a narrow handle,
+//! A scrape asks the agent's task for a fresh [`Scrape`] through a narrow handle,
 //! [`Asker<Probe>`] (the loop samples every workload's counters at that moment), and builds a
-//! new registry from it, so a workload that stopped is simply absent from the next scrape. Encoding is `prometheus-client`'s OpenMetrics text;
+//! new registry from it, so a workload that stopped is simply absent from the next scrape.
+//! The rendered body is shared with concurrent scrapes of the next [`RENDER_REUSE`] ([`Rendered`]). Encoding is `prometheus-client`'s OpenMetrics text;
 //! a client that does not ask for OpenMetrics gets the classic text format (0.0.4).
 
 use crate::agent::persist::SaveStats;
@@ -10,7 +11,7 @@ use crate::agent::view::WorkloadView;
 use crate::agent::Health;
 use crate::ask::{Asker, Reply};
 use crate::http::{self, Body};
-use hyper::body::Incoming;
+use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -20,8 +21,10 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 
 pub const OPENMETRICS_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 pub const TEXT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -533,24 +536,83 @@ pub async fn ask_scrape(probes: &Asker<Probe>) -> Option<Scrape> {
     probes.ask(Probe::Scrape).await.ok()
 }
 
-async fn handle(req: Request<Incoming>, probes: Asker<Probe>) -> Response<Body> {
+/// How long a rendered scrape is served again to other scrapes.
+pub const RENDER_REUSE: Duration = Duration::from_secs(1);
+
+/// The last rendered body of each format, shared by every connection: scrapes within
+/// [`RENDER_REUSE`] of a rendering get the same bytes while any connection still holds them
+/// (one body however many clients are sent it), and only one rendering runs at a time (the
+/// others wait for it). The cache itself holds no body: once the last connection sending it
+/// is done, the body is freed.
+#[derive(Clone, Default)]
+pub struct Rendered {
+    /// Index: 0 classic text, 1 OpenMetrics.
+    slots: Arc<tokio::sync::Mutex<[Slot; 2]>>,
+}
+
+/// When a body was rendered, and the body (`None`: the loop did not answer then).
+type Slot = Option<(Instant, Option<Weak<String>>)>;
+
+/// A shared body as hyper sends it (no copy).
+struct SharedBody(Arc<String>);
+
+impl AsRef<[u8]> for SharedBody {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl Rendered {
+    /// The body for `openmetrics`, rendered now or within the last [`RENDER_REUSE`]; `None`:
+    /// the control loop did not answer (also remembered for [`RENDER_REUSE`]).
+    pub async fn get(&self, probes: &Asker<Probe>, openmetrics: bool) -> Option<Bytes> {
+        let mut slots = self.slots.lock().await;
+        let slot = &mut slots[usize::from(openmetrics)];
+        if let Some((at, body)) = slot {
+            if at.elapsed() < RENDER_REUSE {
+                match body {
+                    None => return None,
+                    Some(weak) => {
+                        if let Some(body) = weak.upgrade() {
+                            return Some(Bytes::from_owner(SharedBody(body)));
+                        }
+                    }
+                }
+            }
+        }
+        // Arc::new moves the String: the body is not copied.
+        let body: Option<Arc<String>> = ask_scrape(probes)
+            .await
+            .map(|s| Arc::new(encode(&s, openmetrics)));
+        *slot = Some((Instant::now(), body.as_ref().map(Arc::downgrade)));
+        body.map(|b| Bytes::from_owner(SharedBody(b)))
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    probes: Asker<Probe>,
+    rendered: Rendered,
+) -> Response<Body> {
     let text =
         |status, body: &'static str| http::response(status, "text/plain; charset=utf-8", body);
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
     }
     match req.uri().path() {
-        "/metrics" => match ask_scrape(&probes).await {
-            Some(s) => {
-                let om = wants_openmetrics(&req);
-                let ct = if om { OPENMETRICS_TYPE } else { TEXT_TYPE };
-                http::response(StatusCode::OK, ct, encode(&s, om))
+        "/metrics" => {
+            let om = wants_openmetrics(&req);
+            match rendered.get(&probes, om).await {
+                Some(body) => {
+                    let ct = if om { OPENMETRICS_TYPE } else { TEXT_TYPE };
+                    http::response(StatusCode::OK, ct, body)
+                }
+                None => text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the agent's control loop does not answer\n",
+                ),
             }
-            None => text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the agent's control loop does not answer\n",
-            ),
-        },
+        }
         // Healthy = the control loop answers within the timeout.
         "/healthz" => match probes.ask(Probe::Ping).await {
             Ok(()) => text(StatusCode::OK, "ok\n"),
@@ -566,14 +628,26 @@ async fn handle(req: Request<Incoming>, probes: Asker<Probe>) -> Response<Body> 
     }
 }
 
-/// Serves the endpoint on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, probes: Asker<Probe>) {
+/// Serves the endpoint on `listener` until the task is dropped, at most `max_connections`
+/// connections at once (see [`crate::http`] for every limit).
+pub async fn serve(listener: TcpListener, probes: Asker<Probe>, max_connections: usize) {
+    let gate = http::Gate::new(
+        "metrics",
+        max_connections,
+        "text/plain; charset=utf-8",
+        "too many connections; try again later\n",
+    );
+    let rendered = Rendered::default();
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
+                let Some(permit) = gate.admit(&stream) else {
+                    continue;
+                };
                 let probes = probes.clone();
-                tokio::spawn(http::serve_connection(stream, move |req| {
-                    handle(req, probes.clone())
+                let rendered = rendered.clone();
+                tokio::spawn(http::serve_connection(stream, permit, move |req| {
+                    handle(req, probes.clone(), rendered.clone())
                 }));
             }
             Err(e) => http::accept_failed("metrics", e).await,

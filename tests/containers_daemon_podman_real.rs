@@ -352,7 +352,8 @@ fn daemon_manages_labelled_podman_containers() {
     // 6. Created while burstd is down: picked up at the next start (standard, no credits:
     //    held at baseline at once).
     drop(daemon);
-    // Removed while burstd is down: a stop at the last save (T2: its credits are lost).
+    // Removed while burstd is down: a stop at the last save (T2: its credits are lost, and
+    // with them the instance).
     pm.ok(&["rm", "-f", "-t", "0", &t2_c]);
     let late_c = name("late");
     pm.run_busy(
@@ -372,7 +373,10 @@ fn daemon_manages_labelled_podman_containers() {
     .expect("a container created while burstd was down was not picked up");
     // The held one kept its hold across the restart.
     assert_eq!(quota(&std_g), 10_000);
-    let st = until_running(dir.path(), &t2_c, false, Duration::from_secs(10));
-    assert_eq!(st.workloads[&t2_c].bucket.balance().as_f64(), 0.0);
+    // A stopped T2 keeps nothing, so it is forgotten (issue 13 item 4): gone from the state.
+    let st = wait_for(Duration::from_secs(10), || {
+        saved(dir.path()).filter(|s| !s.workloads.contains_key(&t2_c))
+    })
+    .unwrap_or_else(|| panic!("{t2_c} was never forgotten"));
     assert!(st.workloads[&t3_c].bucket.is_running());
 }

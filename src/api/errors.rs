@@ -50,8 +50,12 @@ pub enum ApiError {
     Missing(String),
     #[error("{0}")]
     MalformedJson(String),
+    /// The body is larger than the API takes (HTTP 413).
     #[error("{0}")]
     TooLarge(String),
+    /// The body did not arrive in time (HTTP 408).
+    #[error("{0}")]
+    BodyTimeout(String),
     #[error("{0}")]
     InvalidCombination(String),
     #[error("{0}")]
@@ -93,6 +97,8 @@ impl ApiError {
         match self {
             ApiError::Unauthorized(_) => 403,
             ApiError::WrongMethod(_) => 405,
+            ApiError::BodyTimeout(_) => 408,
+            ApiError::TooLarge(_) => 413,
             ApiError::DryRun => 412,
             ApiError::RateLimited(_) => 429,
             ApiError::Internal(_) => 500,
@@ -108,6 +114,7 @@ impl ApiError {
             ApiError::Missing(_) => code::MISSING,
             ApiError::MalformedJson(_) => code::MALFORMED_JSON,
             ApiError::TooLarge(_) => code::TOO_LARGE,
+            ApiError::BodyTimeout(_) => code::TIMEOUT,
             ApiError::InvalidCombination(_) => code::COMBINATION,
             ApiError::InvalidPageToken(_) => code::PAGINATION,
             ApiError::TokenMismatch(_) => code::TOKEN_MISMATCH,

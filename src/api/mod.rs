@@ -17,7 +17,7 @@ use actions::Call;
 use auth::GroupDb;
 use errors::Answer;
 use errors::ApiError;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Method, Response, StatusCode};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -162,22 +162,7 @@ async fn ask(
             known.join(", ")
         )));
     };
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            return Err(ApiError::TooLarge(format!(
-                "the request body is larger than {MAX_BODY} bytes"
-            )))
-        }
-        Err(e) => {
-            return Err(ApiError::MalformedJson(format!(
-                "cannot read the body: {e}"
-            )))
-        }
-    };
+    let body = read_body(req.into_body(), MAX_BODY, http::BODY_TIMEOUT).await?;
     let call = Call {
         admin,
         request: parse_request(action, &body)?,
@@ -193,15 +178,78 @@ async fn ask(
         })
 }
 
-fn to_response(a: Answer) -> Response<Body> {
-    let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut body = serde_json::to_vec_pretty(&a.body).unwrap_or_default();
-    body.push(b'\n');
-    http::response(status, "application/json", body)
+/// Reads a request body into one buffer, frame by frame, within `timeout`: each frame's bytes
+/// are copied and the frame dropped, so what a body holds is its bytes (at most `limit`, and at
+/// most its declared length), however finely it was cut. A declared length over `limit` is
+/// refused before anything is read.
+pub async fn read_body<B>(mut body: B, limit: usize, timeout: Duration) -> Result<Vec<u8>, ApiError>
+where
+    B: hyper::body::Body<Data = hyper::body::Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let too_large = || ApiError::TooLarge(format!("the request body is larger than {limit} bytes"));
+    let hint = body.size_hint();
+    if hint.lower() > limit as u64 {
+        return Err(too_large());
+    }
+    // What this body may ever hold: its declared length, if any, and the limit.
+    let most = hint
+        .upper()
+        .map_or(limit, |u| usize::try_from(u).unwrap_or(limit).min(limit));
+    let mut buf: Vec<u8> = Vec::with_capacity(most.min(64 * 1024));
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let frame =
+                frame.map_err(|e| ApiError::MalformedJson(format!("cannot read the body: {e}")))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            let len = buf.len() + data.len();
+            if len > most {
+                return Err(too_large());
+            }
+            if len > buf.capacity() {
+                // Grow by doubling, never past what the body may hold.
+                let want = len.max(buf.capacity().saturating_mul(2)).min(most);
+                buf.reserve_exact(want - buf.len());
+            }
+            buf.extend_from_slice(&data);
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(())) => Ok(buf),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(ApiError::BodyTimeout(format!(
+            "the request body did not arrive within {} s",
+            timeout.as_secs()
+        ))),
+    }
 }
 
-/// Serves the API on `listener` until the task is dropped.
-pub async fn serve(listener: UnixListener, access: Access, agent: Asker<ApiQuery>) {
+fn json_body(a: &Answer) -> Vec<u8> {
+    let mut body = serde_json::to_vec_pretty(&a.body).unwrap_or_default();
+    body.push(b'\n');
+    body
+}
+
+fn to_response(a: Answer) -> Response<Body> {
+    let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    http::response(status, "application/json", json_body(&a))
+}
+
+/// Serves the API on `listener` until the task is dropped, at most `max_connections`
+/// connections at once (see [`crate::http`] for every limit).
+pub async fn serve(
+    listener: UnixListener,
+    access: Access,
+    agent: Asker<ApiQuery>,
+    max_connections: usize,
+) {
+    let busy =
+        json_body(&ApiError::Unavailable("too many connections; try again later".into()).answer());
+    let busy = String::from_utf8_lossy(&busy).into_owned();
+    let gate = http::Gate::new("api", max_connections, "application/json", &busy);
     loop {
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
@@ -209,6 +257,9 @@ pub async fn serve(listener: UnixListener, access: Access, agent: Asker<ApiQuery
                 http::accept_failed("api", e).await;
                 continue;
             }
+        };
+        let Some(permit) = gate.admit(&stream) else {
+            continue;
         };
         let admin = match stream.peer_cred() {
             Ok(c) => auth::peer_may_modify(
@@ -225,7 +276,7 @@ pub async fn serve(listener: UnixListener, access: Access, agent: Asker<ApiQuery
         };
         debug!(admin, "API connection");
         let agent = agent.clone();
-        tokio::spawn(http::serve_connection(stream, move |req| {
+        tokio::spawn(http::serve_connection(stream, permit, move |req| {
             let agent = agent.clone();
             async move { to_response(answer(req, admin, agent).await) }
         }));

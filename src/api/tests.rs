@@ -88,7 +88,7 @@ impl Rig {
     ) {
         let (handles, inbox) = channels();
         let listener = bind(&self.socket, None, &GroupDb::default()).unwrap();
-        let server = tokio::spawn(serve(listener, Access::default(), handles.api.clone()));
+        let server = tokio::spawn(serve(listener, Access::default(), handles.api.clone(), 64));
         let driver = async {
             body(handles.api.clone()).await;
             handles.control.send(Control::Shutdown).await.unwrap();
@@ -565,7 +565,7 @@ async fn bad_requests_are_400_and_change_nothing() {
         big.extend(std::iter::repeat_n(b'a', 2 << 20));
         big.extend(br#""}"#);
         let (st, v) = raw(m, "POST", big).await;
-        assert_eq!((st, code_of(&v)), (400, "RequestTooLarge"), "{v}");
+        assert_eq!((st, code_of(&v)), (413, "RequestTooLarge"), "{v}");
         let (st, v) = raw("/TerminateInstances", "POST", b"{}".to_vec()).await;
         assert_eq!((st, code_of(&v)), (400, "InvalidAction"), "{v}");
         let (st, _) = raw(m, "GET", vec![]).await;
@@ -788,4 +788,167 @@ fn the_client_token_store_is_bounded_by_bytes() {
     assert!(!changed);
     let (a, changed) = engine.handle(&mut agent, 0, 2001, modify_call(&newest, "t-0"));
     assert!(changed, "{}", a.body);
+}
+
+/// Sends `head` then `body` over the socket, optionally half-closes, and reads the answer to
+/// EOF: (status, JSON).
+async fn exchange(socket: &Path, head: &str, body: &[u8], half_close: bool) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::UnixStream::connect(socket).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let _ = s.write_all(body).await;
+    if half_close {
+        s.shutdown().await.unwrap();
+    }
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out).await;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status: u16 = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let json = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    (status, serde_json::from_str(json).unwrap_or(Value::Null))
+}
+
+/// Issue 13 item 3: a request followed by `shutdown(SHUT_WR)` gets its answer.
+#[tokio::test(start_paused = true)]
+async fn a_request_then_half_close_is_answered() {
+    let rig = Rig::new();
+    rig.run(rig.agent(), |_tx| async {
+        let body = br#"{"InstanceIds": ["web"]}"#;
+        let head = format!(
+            "POST /DescribeCreditBalances HTTP/1.1\r\nHost: b\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let (st, v) = exchange(&rig.socket, &head, body, true).await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["CreditBalances"][0]["InstanceId"], "web", "{v}");
+    })
+    .await;
+}
+
+/// Issue 13 item 2: a declared length over `MAX_BODY` is refused (413) before any of the body
+/// is sent; a body over it without a declared length is refused once it passes it; a body
+/// that stops arriving is answered 408 after `BODY_TIMEOUT` and the connection closed.
+#[tokio::test(start_paused = true)]
+async fn oversize_and_trickled_bodies_are_refused() {
+    let rig = Rig::new();
+    rig.run(rig.agent(), |_tx| async {
+        let m = "/ModifyInstanceCreditSpecification";
+        let head = format!(
+            "POST {m} HTTP/1.1\r\nHost: b\r\nContent-Length: {}\r\n\r\n",
+            MAX_BODY + 1
+        );
+        let (st, v) = exchange(&rig.socket, &head, b"", false).await;
+        assert_eq!((st, code_of(&v)), (413, "RequestTooLarge"), "{v}");
+        // Chunked, 64 KiB chunks, one past the limit.
+        let head = format!("POST {m} HTTP/1.1\r\nHost: b\r\nTransfer-Encoding: chunked\r\n\r\n");
+        let mut body = Vec::new();
+        for _ in 0..=(MAX_BODY / 65536) {
+            body.extend(format!("{:x}\r\n", 65536).as_bytes());
+            body.extend(std::iter::repeat_n(b' ', 65536));
+            body.extend(b"\r\n");
+        }
+        let (st, v) = exchange(&rig.socket, &head, &body, false).await;
+        assert_eq!((st, code_of(&v)), (413, "RequestTooLarge"), "{v}");
+        // 1,000 bytes declared, 10 sent, then nothing.
+        let t = tokio::time::Instant::now();
+        let head = format!("POST {m} HTTP/1.1\r\nHost: b\r\nContent-Length: 1000\r\n\r\n");
+        let (st, v) = exchange(&rig.socket, &head, b"{\"Instance", false).await;
+        assert_eq!((st, code_of(&v)), (408, "RequestTimeout"), "{v}");
+        assert!(t.elapsed() >= http::BODY_TIMEOUT, "{:?}", t.elapsed());
+        assert_eq!(rig.saved_mode("web"), Mode::Unlimited);
+    })
+    .await;
+}
+
+/// A body of tiny frames, each cut from its own 4 KiB buffer (as hyper hands out a trickled
+/// body): counts the buffers alive.
+struct Trickle {
+    left: usize,
+    alive: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    most_alive: usize,
+}
+
+struct Tracked(Vec<u8>, std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl AsRef<[u8]> for Tracked {
+    fn as_ref(&self) -> &[u8] {
+        &self.0[..1]
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.1.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl hyper::body::Body for Trickle {
+    type Data = hyper::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        self.left -= 1;
+        let alive = self.alive.fetch_add(1, SeqCst) + 1;
+        self.most_alive = self.most_alive.max(alive);
+        let owner = Tracked(vec![b' '; 4096], self.alive.clone());
+        let frame = hyper::body::Frame::data(hyper::body::Bytes::from_owner(owner));
+        std::task::Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.left as u64)
+    }
+}
+
+/// Issue 13 item 2: a body cut into 1-byte frames holds its bytes, not one buffer per frame
+/// (collecting the frames kept every 4 KiB buffer: ~4 KB per byte received).
+#[tokio::test]
+async fn a_body_of_tiny_frames_holds_its_bytes_not_its_frames() {
+    let alive = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut body = Trickle {
+        left: 1000,
+        alive: alive.clone(),
+        most_alive: 0,
+    };
+    let got = read_body(&mut body, MAX_BODY, http::BODY_TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1000);
+    // Bounded by the declared length.
+    assert!(got.capacity() <= 1000, "{}", got.capacity());
+    // Each frame's buffer is freed before the next is made.
+    assert_eq!(body.most_alive, 1);
+    assert_eq!(alive.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+/// Issue 13 items 1-2: the API socket serves at most `max_connections` at once; one more is
+/// answered 503 with an EC2-shaped error and closed, before anything is read from it.
+#[tokio::test]
+async fn api_connections_over_the_cap_are_answered_503() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("api.sock");
+    let (handles, _inbox) = channels();
+    let listener = bind(&socket, None, &GroupDb::default()).unwrap();
+    let server = tokio::spawn(serve(listener, Access::default(), handles.api.clone(), 1));
+    let _held = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    let mut s = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    assert!(text.starts_with("HTTP/1.1 503 "), "{text}");
+    let v: Value = serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(code_of(&v), "InternalError", "{v}");
+    assert!(v["Error"]["Message"]
+        .as_str()
+        .unwrap()
+        .contains("too many connections"));
+    server.abort();
 }

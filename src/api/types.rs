@@ -236,6 +236,7 @@ pub mod code {
     pub const MISSING: &str = "MissingParameter";
     pub const MALFORMED_JSON: &str = "MalformedJSON";
     pub const TOO_LARGE: &str = "RequestTooLarge";
+    pub const TIMEOUT: &str = "RequestTimeout";
     pub const PAGINATION: &str = "InvalidPaginationToken";
     pub const RATE_LIMIT: &str = "RateLimitExceeded";
     pub const ACTION: &str = "InvalidAction";

@@ -2,6 +2,7 @@
 
 use super::raw::{spanned, Ctx};
 use super::ConfigError;
+use crate::http::DEFAULT_MAX_CONNECTIONS;
 use serde::Deserialize;
 use std::path::PathBuf;
 use toml::Spanned;
@@ -16,6 +17,7 @@ pub const DEFAULT_API_SOCKET: &str = "/run/burstd/api.sock";
 pub(super) struct RawMetrics {
     pub(super) enabled: bool,
     pub(super) listen: Spanned<String>,
+    pub(super) max_connections: Spanned<i64>,
 }
 
 impl Default for RawMetrics {
@@ -23,6 +25,7 @@ impl Default for RawMetrics {
         RawMetrics {
             enabled: true,
             listen: spanned(DEFAULT_METRICS_LISTEN.to_string()),
+            max_connections: spanned(DEFAULT_MAX_CONNECTIONS as i64),
         }
     }
 }
@@ -34,6 +37,7 @@ pub(super) struct RawApi {
     pub(super) socket: Spanned<String>,
     pub(super) group: Option<Spanned<String>>,
     pub(super) admin_group: Option<Spanned<String>>,
+    pub(super) max_connections: Spanned<i64>,
 }
 
 impl Default for RawApi {
@@ -43,6 +47,7 @@ impl Default for RawApi {
             socket: spanned(DEFAULT_API_SOCKET.to_string()),
             group: None,
             admin_group: None,
+            max_connections: spanned(DEFAULT_MAX_CONNECTIONS as i64),
         }
     }
 }
@@ -52,6 +57,8 @@ impl Default for RawApi {
 pub struct MetricsConfig {
     /// `None`: no metrics endpoint (`enabled = false` or `listen = ""`).
     pub listen: Option<std::net::SocketAddr>,
+    /// Connections served at once; one more is answered 503 and closed.
+    pub max_connections: usize,
 }
 
 /// The `[api]` section, resolved.
@@ -63,12 +70,33 @@ pub struct ApiConfig {
     pub group: Option<String>,
     /// Members of this group (and root) may change things.
     pub admin_group: Option<String>,
+    /// Connections served at once; one more is answered 503 and closed.
+    pub max_connections: usize,
+}
+
+/// Most connections a server may be allowed at once.
+pub const MAX_MAX_CONNECTIONS: i64 = 65_536;
+
+fn max_connections(cx: &Ctx, section: &str, v: &Spanned<i64>) -> Result<usize, ConfigError> {
+    let n = *v.get_ref();
+    if !(1..=MAX_MAX_CONNECTIONS).contains(&n) {
+        return Err(cx.err(
+            v.span(),
+            format!("[{section}] max_connections = {n}: must be 1 to {MAX_MAX_CONNECTIONS} (default {DEFAULT_MAX_CONNECTIONS})"),
+        ));
+    }
+    // In range: fits.
+    Ok(usize::try_from(n).unwrap_or(DEFAULT_MAX_CONNECTIONS))
 }
 
 pub(super) fn metrics_config(cx: &Ctx, m: &RawMetrics) -> Result<MetricsConfig, ConfigError> {
     let text = m.listen.get_ref().trim();
+    let max_connections = max_connections(cx, "metrics", &m.max_connections)?;
     if !m.enabled || text.is_empty() {
-        return Ok(MetricsConfig { listen: None });
+        return Ok(MetricsConfig {
+            listen: None,
+            max_connections,
+        });
     }
     let listen = text.parse().map_err(|_| {
         cx.err(
@@ -81,6 +109,7 @@ pub(super) fn metrics_config(cx: &Ctx, m: &RawMetrics) -> Result<MetricsConfig, 
     })?;
     Ok(MetricsConfig {
         listen: Some(listen),
+        max_connections,
     })
 }
 
@@ -96,11 +125,13 @@ fn valid_group_name(name: &str) -> bool {
 
 pub(super) fn api_config(cx: &Ctx, a: &RawApi) -> Result<ApiConfig, ConfigError> {
     let socket = a.socket.get_ref().trim();
+    let max_connections = max_connections(cx, "api", &a.max_connections)?;
     if !a.enabled || socket.is_empty() {
         return Ok(ApiConfig {
             socket: None,
             group: None,
             admin_group: None,
+            max_connections,
         });
     }
     if !socket.starts_with('/') || socket.ends_with('/') {
@@ -136,5 +167,6 @@ pub(super) fn api_config(cx: &Ctx, a: &RawApi) -> Result<ApiConfig, ConfigError>
         socket: Some(PathBuf::from(socket)),
         group: group(&a.group, "group")?,
         admin_group: group(&a.admin_group, "admin_group")?,
+        max_connections,
     })
 }

@@ -307,6 +307,24 @@ fn metrics_and_api_sections_default_and_parse() {
 }
 
 #[test]
+fn servers_max_connections_default_parse_and_bounds() {
+    let c = parse_str("").unwrap();
+    assert_eq!((c.metrics.max_connections, c.api.max_connections), (64, 64));
+    let c = parse_str("[metrics]\nmax_connections = 10\n[api]\nmax_connections = 2\n").unwrap();
+    assert_eq!((c.metrics.max_connections, c.api.max_connections), (10, 2));
+    let e = err("[metrics]\nmax_connections = 0\n");
+    assert!(
+        e.contains(":2:19: [metrics] max_connections = 0: must be 1 to 65536"),
+        "{e}"
+    );
+    let e = err("[api]\nmax_connections = -1\n");
+    assert!(
+        e.contains("[api] max_connections = -1: must be 1 to 65536"),
+        "{e}"
+    );
+}
+
+#[test]
 fn metrics_and_api_errors_say_where_and_what() {
     let e = err("[metrics]\nlisten = \"localhost\"\n");
     assert!(

@@ -131,6 +131,7 @@ async fn spawn_metrics(
             Ok(Some(tokio::spawn(crate::metrics::serve(
                 l,
                 handles.probes.clone(),
+                cfg.max_connections,
             ))))
         }
         Err(source) => Err(StartError::Listen { addr, source }),
@@ -159,5 +160,6 @@ fn spawn_api(
         listener,
         access,
         handles.api.clone(),
+        cfg.max_connections,
     ))))
 }

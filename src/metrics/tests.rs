@@ -166,7 +166,7 @@ async fn endpoint_serves_both_formats_health_and_404() {
     let (handles, inbox) = channels();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(serve(listener, handles.probes.clone()));
+    let server = tokio::spawn(serve(listener, handles.probes.clone(), 64));
     let driver = async {
         let r = get(addr, "/metrics", "text/plain").await;
         assert!(r.starts_with("HTTP/1.1 200"), "{r}");
@@ -555,4 +555,188 @@ async fn a_mode_switch_keeps_one_series_per_metric_per_workload() {
         handles.control.send(Control::Shutdown).await.unwrap();
     };
     tokio::join!(testkit::run(testkit::agent(&c, &fake), inbox), driver);
+}
+
+/// Connects `n` clients that send nothing and hold their connections.
+async fn hold(addr: std::net::SocketAddr, n: usize) -> Vec<tokio::net::TcpStream> {
+    let mut v = Vec::new();
+    for _ in 0..n {
+        v.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    v
+}
+
+/// Issue 13 item 1: `max_connections` are served at once; the next is answered 503 and closed
+/// at once, and a freed place is taken again. No control loop is needed: 404s and 503s only.
+#[tokio::test]
+async fn connections_over_the_cap_are_answered_503_and_closed() {
+    use tokio::io::AsyncReadExt;
+    let (handles, _inbox) = channels();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(serve(listener, handles.probes.clone(), 3));
+    let mut held = hold(addr, 3).await;
+    // The third is admitted once the server has seen it: a request on it is answered.
+    let r = {
+        use tokio::io::AsyncWriteExt;
+        let s = held.last_mut().unwrap();
+        s.write_all(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 512];
+        let n = s.read(&mut buf).await.unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert!(r.starts_with("HTTP/1.1 404"), "{r}");
+    // The fourth: 503 without asking anything, then EOF.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    assert!(out.starts_with("HTTP/1.1 503 Service Unavailable"), "{out}");
+    assert!(out.contains("connection: close"), "{out}");
+    assert!(
+        out.ends_with("too many connections; try again later\n"),
+        "{out}"
+    );
+    // One leaves; its place is served again (the server notices the close first).
+    drop(held.pop());
+    let mut served = false;
+    for _ in 0..200 {
+        let r = get(addr, "/nope", "*/*").await;
+        if r.starts_with("HTTP/1.1 404") {
+            served = true;
+            break;
+        }
+        assert!(r.starts_with("HTTP/1.1 503"), "{r}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(served, "a freed place was not served again");
+    server.abort();
+}
+
+/// Issue 13 item 1: a client that sends half a request line, or nothing, is closed after
+/// the header timeout (virtual time), holding nothing.
+#[tokio::test(start_paused = true)]
+async fn a_slow_header_client_is_closed_after_the_header_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (handles, _inbox) = channels();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(serve(listener, handles.probes.clone(), 4));
+    for partial in [&b"GET /metrics HTTP/1.1\r\nHo"[..], b""] {
+        let t = tokio::time::Instant::now();
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(partial).await.unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.unwrap();
+        assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+        assert!(t.elapsed() >= http::HEADER_TIMEOUT, "{:?}", t.elapsed());
+    }
+    server.abort();
+}
+
+/// Issue 13 item 3: a request followed by `shutdown(SHUT_WR)` is answered, then closed.
+#[tokio::test(start_paused = true)]
+async fn a_request_then_half_close_is_answered() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let fake = testkit::fake();
+    fake.add("burn", 1000);
+    fake.add("idle", 0);
+    let c = testkit::cfg(STD, dir.path());
+    let (handles, inbox) = channels();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(serve(listener, handles.probes.clone(), 4));
+    let driver = async {
+        for path in ["/healthz", "/metrics"] {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+            s.write_all(req.as_bytes()).await.unwrap();
+            s.shutdown().await.unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            assert!(out.starts_with("HTTP/1.1 200"), "{path}: {out}");
+            if path == "/metrics" {
+                assert!(out.contains("\nburstd_workloads 2"), "{out}");
+            }
+        }
+        handles.control.send(Control::Shutdown).await.unwrap();
+    };
+    tokio::join!(testkit::run(testkit::agent(&c, &fake), inbox), driver);
+    server.abort();
+}
+
+/// Issue 13 item 1: scrapes within `RENDER_REUSE` of each other share one rendered body
+/// (the same bytes, not a copy each); a later one renders anew; each format has its own; the
+/// cache keeps no body alive by itself.
+#[tokio::test(start_paused = true)]
+async fn concurrent_scrapes_share_one_rendered_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = testkit::fake();
+    fake.add("burn", 1000);
+    fake.add("idle", 0);
+    let c = testkit::cfg(STD, dir.path());
+    let (handles, inbox) = channels();
+    let driver = async {
+        let r = Rendered::default();
+        let (a, b) = tokio::join!(r.get(&handles.probes, false), r.get(&handles.probes, false));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a.as_ptr(), b.as_ptr());
+        let om = r.get(&handles.probes, true).await.unwrap();
+        assert!(om.ends_with(b"# EOF\n"));
+        assert!(!a.ends_with(b"# EOF\n"));
+        tokio::time::sleep(RENDER_REUSE).await;
+        let later = r.get(&handles.probes, false).await.unwrap();
+        assert_ne!(later.as_ptr(), a.as_ptr());
+        // The cache holds no body of its own: once the last sender is done, it is freed.
+        drop((a, b, om, later));
+        let slots = r.slots.lock().await;
+        for slot in slots.iter() {
+            let weak = slot.as_ref().unwrap().1.as_ref().unwrap();
+            assert!(weak.upgrade().is_none());
+        }
+        handles.control.send(Control::Shutdown).await.unwrap();
+    };
+    tokio::join!(testkit::run(testkit::agent(&c, &fake), inbox), driver);
+}
+
+/// Issue 13 item 1: a client that pipelines scrapes and never reads is closed once a write has
+/// been blocked for `WRITE_STALL_TIMEOUT` (virtual time), holding nothing after that.
+#[tokio::test(start_paused = true)]
+async fn a_client_that_never_reads_is_closed_after_the_write_stall_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let fake = testkit::fake();
+    let text = "[[workload]]\nname = \"c\"\nmatch = \"pods/*\"\nprofile = \"t3.small\"\n";
+    for i in 0..200 {
+        fake.add(&format!("pods/p{i}"), 100);
+    }
+    let c = testkit::cfg(text, dir.path());
+    let (handles, inbox) = channels();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(serve(listener, handles.probes.clone(), 4));
+    let driver = async {
+        // A small receive buffer: the responses back up into the server's writes.
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.set_recv_buffer_size(4096).unwrap();
+        let mut s = sock.connect(addr).await.unwrap();
+        let asked = 40;
+        s.write_all(&b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(asked))
+            .await
+            .unwrap();
+        tokio::time::sleep(http::WRITE_STALL_TIMEOUT + Duration::from_secs(1)).await;
+        let mut out = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+        assert!(matches!(read, Ok(Ok(_))), "still open: {read:?}");
+        let answered = out.windows(12).filter(|w| w == b"HTTP/1.1 200").count();
+        assert!(
+            answered < asked,
+            "{answered} of {asked} answered: nothing stalled"
+        );
+        handles.control.send(Control::Shutdown).await.unwrap();
+    };
+    tokio::join!(testkit::run(testkit::agent(&c, &fake), inbox), driver);
+    server.abort();
 }
