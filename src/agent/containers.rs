@@ -41,6 +41,7 @@ impl Agent {
             mode: saved.bucket.mode,
             mode_explicit: true,
             initial_credits: Credits::ZERO,
+            record: false,
             profile,
         })
     }

@@ -9,7 +9,7 @@
 
 use super::decide::Scaled;
 use super::discover::{self, Discoverer};
-use super::workload::{Health, Workload, WorkloadEvent};
+use super::workload::{Health, Recorded, Workload, WorkloadEvent};
 use crate::cgroup::{Hierarchy, Sample};
 use crate::config::{AgentConfig, WorkloadSpec};
 use crate::credit::{Bucket, Family, LaunchLimiter, Mode, Profile, Rate};
@@ -53,6 +53,8 @@ pub struct Agent {
     pub(super) own_cgroups: Vec<String>,
     pub(super) boot_id: String,
     pub(super) events: Vec<WorkloadEvent>,
+    /// Intervals of recorded workloads since the last [`Agent::take_recorded`].
+    pub(super) recorded: Vec<Recorded>,
     pub(super) above_host_noted: bool,
     /// Save time of the state restored at start.
     pub(super) restored_at_s: u64,
@@ -98,6 +100,7 @@ impl Agent {
             own_cgroups,
             boot_id,
             events: Vec::new(),
+            recorded: Vec::new(),
             above_host_noted: false,
             restored_at_s: 0,
             family_defaults: HashMap::new(),
@@ -114,6 +117,16 @@ impl Agent {
 
     pub fn host_cpus(&self) -> u32 {
         self.host_cpus
+    }
+
+    /// Whether workload `name` is recorded (`record = true`).
+    pub fn records(&self, name: &str) -> bool {
+        self.get(name).is_some_and(|w| w.record)
+    }
+
+    /// Recorded workloads' intervals since the last call (`record = true`).
+    pub fn take_recorded(&mut self) -> Vec<Recorded> {
+        std::mem::take(&mut self.recorded)
     }
 
     /// Events since the last call.
@@ -196,6 +209,7 @@ impl Agent {
             drift_logged: false,
             refused_logged: false,
             usage_distrusted: false,
+            record: false,
             pending: None,
             seen: false,
             container: None,
@@ -226,6 +240,8 @@ impl Agent {
         };
         let bucket = Bucket::new_or_standard(&spec.profile, mode, spec.initial_credits);
         let profile = self.shared_profile(&spec.profile);
-        self.insert(name.to_string(), profile, bucket)
+        let i = self.insert(name.to_string(), profile, bucket);
+        self.workloads[i].record = spec.record;
+        i
     }
 }

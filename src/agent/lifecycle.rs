@@ -410,6 +410,7 @@ impl Agent {
                 None
             };
             let w = &mut self.workloads[i];
+            w.record = spec.record;
             if rescale {
                 w.usage_scale = Scaled::default();
                 w.time_scale = Scaled::default();

@@ -24,4 +24,4 @@ mod tests_tamper;
 
 pub use control::{Agent, AgentParts};
 pub use decide::{quota_for, HoldLanding};
-pub use workload::{ContainerRun, Health, Workload, WorkloadEvent};
+pub use workload::{ContainerRun, Health, Recorded, Workload, WorkloadEvent};

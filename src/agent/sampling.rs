@@ -171,6 +171,16 @@ impl Agent {
         };
         if dt_raw > 0 {
             w.usage_rate = Rate::ONE_CORE.scale(du_raw, dt_raw);
+            if w.record {
+                // What the kernel counted, not a conservative charge: the trace is a measurement.
+                self.recorded.push(super::workload::Recorded {
+                    name: w.name.clone(),
+                    end_ns: now_ns,
+                    wall_ns: dt_raw,
+                    cpu_ns: counted,
+                    vcpus: w.profile.vcpus,
+                });
+            }
         }
         let du = w.usage_scale.add(du_raw, k);
         let dt = w.time_scale.add(dt_raw, k);

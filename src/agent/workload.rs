@@ -66,6 +66,8 @@ pub struct Workload {
     /// Its usage counter went backwards on the cgroup it runs on: every interval is charged
     /// at the ceiling in force until it runs on another cgroup.
     pub(super) usage_distrusted: bool,
+    /// Its measured CPU is handed out as trace rows (`record = true`).
+    pub(super) record: bool,
     /// Saved position to reconcile with when the cgroup is first seen after a restart (boxed:
     /// only restored workloads have one, and only until their first rescan).
     pub(super) pending: Option<Box<SavedWorkload>>,
@@ -107,6 +109,20 @@ impl Workload {
             None => ceiling,
         }
     }
+}
+
+/// One interval of a recorded workload's measured CPU use (`record = true`), for the daemon
+/// to write as a trace row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    pub name: String,
+    /// End of the interval, on the agent's monotonic clock (real ns).
+    pub end_ns: u64,
+    /// Its length (real ns) and the CPU time the kernel counted in it.
+    pub wall_ns: u64,
+    pub cpu_ns: u64,
+    /// The profile's vCPUs: the trace's utilisation is in % of them.
+    pub vcpus: u32,
 }
 
 /// Events the caller may want to act on (save state at once).

@@ -22,6 +22,7 @@ pub enum OnExit {
 pub(super) struct RawAgent {
     pub(super) cgroup_root: Option<Spanned<String>>,
     pub(super) state_dir: Spanned<String>,
+    pub(super) record_dir: Option<Spanned<String>>,
     pub(super) time_scale: Spanned<f64>,
     pub(super) period_us: Spanned<i64>,
     pub(super) on_exit: OnExit,
@@ -42,6 +43,7 @@ impl Default for RawAgent {
         RawAgent {
             cgroup_root: None,
             state_dir: spanned("/var/lib/burstd".to_string()),
+            record_dir: None,
             time_scale: spanned(1.0),
             period_us: spanned(100_000),
             on_exit: OnExit::Restore,
@@ -64,6 +66,8 @@ impl Default for RawAgent {
 pub struct AgentConfig {
     pub cgroup_root: Option<PathBuf>,
     pub state_dir: PathBuf,
+    /// Where workloads with `record = true` get their traces (default `<state_dir>/traces`).
+    pub record_dir: PathBuf,
     /// Credit-clock speed as a ratio `time_scale_milli / 1000`.
     pub time_scale_milli: u64,
     pub period_us: u64,
@@ -157,13 +161,23 @@ fn cgroup_root(cx: &Ctx, v: &Spanned<String>) -> Result<PathBuf, ConfigError> {
 
 /// `state_dir`: an absolute path (a relative one would follow the working directory).
 fn state_dir(cx: &Ctx, v: &Spanned<String>) -> Result<PathBuf, ConfigError> {
+    absolute_dir(cx, v, "state_dir", "/var/lib/burstd")
+}
+
+/// An absolute directory path with no control characters, for `[agent] key`.
+fn absolute_dir(
+    cx: &Ctx,
+    v: &Spanned<String>,
+    key: &str,
+    example: &str,
+) -> Result<PathBuf, ConfigError> {
     let p = v.get_ref();
     if !p.starts_with('/') || has_control(p) {
         return Err(cx.err(
             v.span(),
             format!(
-                "[agent] state_dir = {p:?}: must be an absolute path with no control characters, \
-                 like \"/var/lib/burstd\""
+                "[agent] {key} = {p:?}: must be an absolute path with no control characters, \
+                 like \"{example}\""
             ),
         ));
     }
@@ -177,6 +191,10 @@ pub(super) fn agent_config(cx: &Ctx, a: &RawAgent) -> Result<AgentConfig, Config
         .map(|v| cgroup_root(cx, v))
         .transpose()?;
     let state_dir = state_dir(cx, &a.state_dir)?;
+    let record_dir = match &a.record_dir {
+        Some(v) => absolute_dir(cx, v, "record_dir", "/var/lib/burstd/traces")?,
+        None => state_dir.join("traces"),
+    };
     let ts = *a.time_scale.get_ref();
     let time_scale_milli = validate::time_scale_milli(ts).ok_or_else(|| {
         cx.err(
@@ -243,6 +261,7 @@ pub(super) fn agent_config(cx: &Ctx, a: &RawAgent) -> Result<AgentConfig, Config
     Ok(AgentConfig {
         cgroup_root: root,
         state_dir,
+        record_dir,
         time_scale_milli,
         period_us: period as u64,
         on_exit: a.on_exit,

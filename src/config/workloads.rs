@@ -21,6 +21,7 @@ pub(super) struct RawWorkload {
     pub(super) profile: Option<Spanned<String>>,
     pub(super) mode: Option<Spanned<String>>,
     pub(super) initial_credits: Option<Spanned<f64>>,
+    pub(super) record: Option<bool>,
 }
 
 /// Where a workload's cgroup comes from.
@@ -59,6 +60,9 @@ pub struct WorkloadSpec {
     /// (ModifyDefaultCreditSpecification) decides the mode of a new workload.
     pub mode_explicit: bool,
     pub initial_credits: Credits,
+    /// The daemon writes the workload's measured CPU usage as a `simulate`/`advise` trace
+    /// into `[agent] record_dir` (`record = true`).
+    pub record: bool,
 }
 
 /// Names a user can give a workload: also the EC2 InstanceId of the control API.
@@ -234,6 +238,7 @@ fn workload(
         mode,
         mode_explicit: w.mode.is_some(),
         initial_credits,
+        record: w.record.unwrap_or(false),
     })
 }
 

@@ -20,6 +20,7 @@ pub fn spec_of(m: &Managed) -> WorkloadSpec {
         mode: m.spec.mode,
         mode_explicit: m.spec.mode_explicit,
         initial_credits: m.spec.initial_credits,
+        record: false,
     }
 }
 

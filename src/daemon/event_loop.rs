@@ -5,6 +5,7 @@
 //! the servers through their narrow [`Asker`](crate::ask::Asker) handles), so there are no
 //! locks on the hot path and the servers do not know this loop's type.
 
+use super::recorder::Recorder;
 use super::saver::{Done, Saver};
 use crate::agent::clock::Clock;
 use crate::agent::persist::{SaveStats, Sections};
@@ -111,6 +112,7 @@ pub async fn run_loop(
     mut inbox: Inbox,
 ) -> SaveStats {
     let saver = Saver::start();
+    let mut recorder = Recorder::new(agent.config().record_dir.clone());
     let mut api = Engine::load(&sections, &mut agent);
     let now = clock.now_ns();
     agent.rescan(now, clock.wall_s());
@@ -140,6 +142,10 @@ pub async fn run_loop(
         if now >= next_rescan {
             agent.rescan(now, wall);
             next_rescan = now + agent.config().rescan_interval_ms * MS;
+        }
+        let recorded = agent.take_recorded();
+        if !recorded.is_empty() {
+            recorder.write(recorded, wall);
         }
         let events = agent.take_events();
         for e in &events {
@@ -189,7 +195,15 @@ pub async fn run_loop(
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             msg = inbox.control.recv() => match msg {
-                Some(Control::Reload) => reload(&mut agent, &opts, clock),
+                Some(Control::Reload) => {
+                    reload(&mut agent, &opts, clock);
+                    let recording: std::collections::HashSet<String> = agent
+                        .workloads()
+                        .filter(|w| agent.records(&w.name))
+                        .map(|w| w.name.clone())
+                        .collect();
+                    recorder.reconfigure(agent.config().record_dir.clone(), &|n| recording.contains(n));
+                }
                 Some(Control::Shutdown) | None => break,
             },
             Some(probe) = inbox.probes.recv() => match probe {

@@ -6,6 +6,7 @@
 //! turns signals into messages. Nothing below this module imports it.
 
 pub mod event_loop;
+pub mod recorder;
 pub mod saver;
 pub mod servers;
 mod signals;

@@ -316,6 +316,8 @@ fn new_agent(
         mode: opts.mode.unwrap_or(opts.profile.default_mode),
         mode_explicit: opts.mode.is_some(),
         initial_credits: opts.initial_credits,
+        // `exec --record` writes its own trace.
+        record: false,
     };
     Ok(Agent::new(AgentParts {
         config: cfg,
