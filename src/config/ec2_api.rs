@@ -195,17 +195,18 @@ pub(super) fn ec2_api_config(cx: &Ctx, raw: &RawEc2Api) -> Result<Ec2ApiConfig, 
                 format!("[[ec2_api.credentials]] access_key = {key:?}: the secret is empty"),
             ));
         }
-        let admin =
-            match c.role.get_ref().as_str() {
-                "admin" => true,
-                "read" => false,
-                other => return Err(cx.err(
+        let admin = match c.role.get_ref().as_str() {
+            "admin" => true,
+            "read" => false,
+            other => {
+                return Err(cx.err(
                     c.role.span(),
                     format!(
                         "[[ec2_api.credentials]] role = {other:?}: must be \"admin\" or \"read\""
                     ),
-                )),
-            };
+                ))
+            }
+        };
         credentials.push(Ec2Credential {
             access_key: key.clone(),
             secret: Secret(secret),

@@ -5,7 +5,7 @@
 use crate::api::auth::{GroupDb, GroupError};
 use crate::api::{ApiQuery, SocketError};
 use crate::ask::Asker;
-use crate::config::{ApiConfig, Config, MetricsConfig};
+use crate::config::{ApiConfig, Config, Ec2ApiConfig, MetricsConfig};
 use crate::metrics::Probe;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -25,6 +25,13 @@ pub enum StartError {
     AdminGroup(GroupError),
     #[error(transparent)]
     Socket(#[from] SocketError),
+    #[error(
+        "[ec2_api] listen = \"{addr}\": cannot listen: {source} (another process on the port?)"
+    )]
+    Ec2Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// The narrow handles the servers reach the control loop with.
@@ -41,6 +48,8 @@ pub struct Servers {
     metrics_task: Option<JoinHandle<()>>,
     api: ApiConfig,
     api_task: Option<JoinHandle<()>>,
+    ec2: Ec2ApiConfig,
+    ec2_task: Option<JoinHandle<()>>,
 }
 
 impl Servers {
@@ -48,12 +57,15 @@ impl Servers {
     pub async fn start(cfg: &Config, handles: ServerHandles) -> Result<Servers, StartError> {
         let metrics_task = spawn_metrics(&cfg.metrics, &handles).await?;
         let api_task = spawn_api(&cfg.api, &handles)?;
+        let ec2_task = spawn_ec2(&cfg.ec2_api, &handles).await?;
         Ok(Servers {
             handles,
             metrics: cfg.metrics.clone(),
             metrics_task,
             api: cfg.api.clone(),
             api_task,
+            ec2: cfg.ec2_api.clone(),
+            ec2_task,
         })
     }
 
@@ -87,6 +99,26 @@ impl Servers {
                     error!(error = %e, "[api] not changed by the reload; keeping the old socket");
                     self.api_task = restart(spawn_api(&self.api, &self.handles));
                 }
+            }
+        }
+        self.reload_ec2(cfg).await;
+    }
+
+    /// Applies a reloaded `[ec2_api]` (called by [`Servers::reload`]).
+    async fn reload_ec2(&mut self, cfg: &Config) {
+        if cfg.ec2_api == self.ec2 {
+            return;
+        }
+        stop(self.ec2_task.take()).await;
+        match spawn_ec2(&cfg.ec2_api, &self.handles).await {
+            Ok(task) => {
+                info!(listen = ?cfg.ec2_api.listen, "[ec2_api] changed by the reload");
+                self.ec2_task = task;
+                self.ec2 = cfg.ec2_api.clone();
+            }
+            Err(e) => {
+                error!(error = %e, "[ec2_api] not changed by the reload; keeping the old endpoint");
+                self.ec2_task = restart(spawn_ec2(&self.ec2, &self.handles).await);
             }
         }
     }
@@ -162,4 +194,25 @@ fn spawn_api(
         handles.api.clone(),
         cfg.max_connections,
     ))))
+}
+
+async fn spawn_ec2(
+    cfg: &Ec2ApiConfig,
+    handles: &ServerHandles,
+) -> Result<Option<JoinHandle<()>>, StartError> {
+    let Some(addr) = cfg.listen else {
+        return Ok(None);
+    };
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => {
+            info!(listen = %addr, keys = cfg.credentials.len(), "EC2 Query endpoint: POST / (aws-cli, boto3), SigV4");
+            Ok(Some(tokio::spawn(crate::api::query::serve(
+                l,
+                cfg.credentials.clone(),
+                handles.api.clone(),
+                cfg.max_connections,
+            ))))
+        }
+        Err(source) => Err(StartError::Ec2Listen { addr, source }),
+    }
 }
