@@ -193,6 +193,44 @@ fn the_eight_checks() {
     assert_eq!(check(&spaced, BODY, now).unwrap(), "AKID");
 }
 
+/// A GET with its parameters in the query string, signed as computed with Python's
+/// hmac/hashlib/urllib (parameters sorted and RFC 3986-encoded in the canonical request).
+#[test]
+fn a_signed_get_with_a_query_string_verifies() {
+    let now = parse_amz_date(AT).unwrap();
+    let sig = "12df4a20c65f6ab0aedc4cb12cd7831420d060ed95265241a3d3f9b3a608669f";
+    let h = vec![
+        ("host".to_string(), "127.0.0.1:8788".to_string()),
+        ("x-amz-date".to_string(), AT.to_string()),
+        (
+            "authorization".to_string(),
+            auth(
+                "AKID",
+                "20261201/us-east-1/ec2/aws4_request",
+                "host;x-amz-date",
+                sig,
+            ),
+        ),
+    ];
+    let get = |query: &str| {
+        let r = Received {
+            method: "GET",
+            path: "/",
+            query,
+            headers: &h,
+            body: b"",
+        };
+        verify(&r, now, |k| (k == "AKID").then(|| "s3cr3t".to_string()))
+    };
+    let q = "Version=2016-11-15&Action=GetDefaultCreditSpecification&InstanceFamily=t3";
+    assert_eq!(get(q).unwrap(), "AKID");
+    assert_eq!(
+        code(get(&q.replace("t3", "t2"))),
+        ("AuthFailure", 401),
+        "a changed query string"
+    );
+}
+
 #[test]
 fn canonical_query_is_sorted_and_rfc3986_encoded() {
     assert_eq!(canonical_query("b=2&a=x%20y&a=1&c"), "a=1&a=x%20y&b=2&c=");
@@ -389,7 +427,9 @@ fn keys() -> Vec<Ec2Credential> {
 }
 
 /// Signs `body` as botocore does, `skew_s` seconds off the wall clock.
-fn signed_post(
+fn signed(
+    method: &str,
+    query: &str,
     addr: std::net::SocketAddr,
     key: &str,
     secret: &str,
@@ -424,9 +464,9 @@ fn signed_post(
         ("x-amz-date".to_string(), amz.clone()),
     ];
     let r = Received {
-        method: "POST",
+        method,
         path: "/",
-        query: "",
+        query,
         headers: &h,
         body: body.as_bytes(),
     };
@@ -435,10 +475,21 @@ fn signed_post(
     let sts = string_to_sign(&amz, &scope, &canonical_request(&r, &signed));
     let sig = sign(&signing_key(secret, &amz[..8], "us-east-1", "ec2"), &sts);
     format!(
-        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: {ct}\r\nX-Amz-Date: {amz}\r\nAuthorization: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} /{q} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {ct}\r\nX-Amz-Date: {amz}\r\nAuthorization: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         auth(key, &scope, "content-type;host;x-amz-date", &sig),
-        body.len()
+        body.len(),
+        q = if query.is_empty() { String::new() } else { format!("?{query}") },
     )
+}
+
+fn signed_post(
+    addr: std::net::SocketAddr,
+    key: &str,
+    secret: &str,
+    body: &str,
+    skew_s: i64,
+) -> String {
+    signed("POST", "", addr, key, secret, body, skew_s)
 }
 
 async fn exchange(addr: std::net::SocketAddr, req: &str) -> (u16, String) {
