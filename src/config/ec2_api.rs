@@ -1,8 +1,9 @@
 //! The `[ec2_api]` section: the EC2 Query endpoint (aws-cli, boto3) on TCP, and its access keys
 //! (`[[ec2_api.credentials]]`). Off when `listen` is absent.
 //!
-//! TLS is not built yet, so the endpoint may only listen on a loopback address: SigV4 does not
-//! hide the request bodies, and tenants' requests must not cross a network in clear text.
+//! Without TLS (`tls_cert` and `tls_key`, PEM) the endpoint may only listen on a loopback
+//! address: SigV4 does not hide the request bodies, and tenants' requests must not cross a
+//! network in clear text.
 
 use super::raw::Ctx;
 use super::ConfigError;
@@ -20,6 +21,8 @@ pub(super) struct RawEc2Api {
     pub(super) listen: Option<Spanned<String>>,
     pub(super) max_connections: Option<Spanned<i64>>,
     pub(super) credentials: Vec<RawCredential>,
+    pub(super) tls_cert: Option<Spanned<String>>,
+    pub(super) tls_key: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -62,6 +65,13 @@ pub struct Ec2Credential {
     pub admin: bool,
 }
 
+/// TLS for the endpoint: the certificate chain and its private key, PEM, as read at load.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Ec2Tls {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Secret,
+}
+
 /// The `[ec2_api]` section, resolved.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Ec2ApiConfig {
@@ -70,6 +80,8 @@ pub struct Ec2ApiConfig {
     pub credentials: Vec<Ec2Credential>,
     /// Connections served at once; one more is answered 503 and closed.
     pub max_connections: usize,
+    /// HTTPS when set.
+    pub tls: Option<Ec2Tls>,
 }
 
 impl Default for Ec2ApiConfig {
@@ -78,6 +90,7 @@ impl Default for Ec2ApiConfig {
             listen: None,
             credentials: Vec::new(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            tls: None,
         }
     }
 }
@@ -91,6 +104,13 @@ fn valid_access_key(k: &str) -> bool {
 /// regular file owned by root with no group/other permission bits, at most
 /// [`MAX_SECRET_FILE`] bytes; surrounding whitespace is dropped.
 pub fn read_secret_file(path: &str) -> Result<String, String> {
+    read_root_only(path, MAX_SECRET_FILE)
+}
+
+/// Most bytes a `tls_key` or `tls_cert` file may hold.
+pub const MAX_PEM_FILE: u64 = 256 * 1024;
+
+fn read_root_only(path: &str, max: u64) -> Result<String, String> {
     use std::io::Read;
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     if !path.starts_with('/') {
@@ -120,12 +140,12 @@ pub fn read_secret_file(path: &str) -> Result<String, String> {
             meta.mode() & 0o7777
         ));
     }
-    if meta.len() > MAX_SECRET_FILE {
-        return Err(format!("is larger than {MAX_SECRET_FILE} bytes"));
+    if meta.len() > max {
+        return Err(format!("is larger than {max} bytes"));
     }
     let mut text = String::new();
     f.by_ref()
-        .take(MAX_SECRET_FILE + 1)
+        .take(max + 1)
         .read_to_string(&mut text)
         .map_err(|e| format!("cannot read it as UTF-8 text: {e}"))?;
     Ok(text.trim().to_string())
@@ -149,13 +169,14 @@ pub(super) fn ec2_api_config(cx: &Ctx, raw: &RawEc2Api) -> Result<Ec2ApiConfig, 
             format!("[ec2_api] listen = {text:?}: must be an IP address and port like \"127.0.0.1:8788\""),
         )
     })?;
-    if !listen.ip().is_loopback() {
+    let tls = tls_config(cx, raw)?;
+    if !listen.ip().is_loopback() && tls.is_none() {
         return Err(cx.err(
             listen_raw.span(),
             format!(
-                "[ec2_api] listen = {text:?}: not a loopback address, and TLS is not built yet: \
-                 requests and answers would cross the network in clear text. Listen on 127.0.0.1 \
-                 or [::1] (put a TLS-terminating proxy in front if it must be reached from elsewhere)"
+                "[ec2_api] listen = {text:?}: not a loopback address, and no TLS: requests and \
+                 answers would cross the network in clear text. Set tls_cert and tls_key (PEM), \
+                 or listen on 127.0.0.1 or [::1]"
             ),
         ));
     }
@@ -223,7 +244,56 @@ pub(super) fn ec2_api_config(cx: &Ctx, raw: &RawEc2Api) -> Result<Ec2ApiConfig, 
         listen: Some(listen),
         credentials,
         max_connections,
+        tls,
     })
+}
+
+/// `tls_cert` and `tls_key`: both or neither; the key root-only like a `secret_file`; both
+/// parsed here, so a bad file is an error with its place in the configuration.
+fn tls_config(cx: &Ctx, raw: &RawEc2Api) -> Result<Option<Ec2Tls>, ConfigError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let (cert, key) = match (&raw.tls_cert, &raw.tls_key) {
+        (None, None) => return Ok(None),
+        (Some(c), Some(k)) => (c, k),
+        (Some(v), None) | (None, Some(v)) => {
+            return Err(cx.err(
+                v.span(),
+                "[ec2_api] tls_cert and tls_key go together: give both (PEM files) or neither",
+            ))
+        }
+    };
+    let cert_path = cert.get_ref();
+    let cert_err = |why: String| {
+        cx.err(
+            cert.span(),
+            format!("[ec2_api] tls_cert = {cert_path:?}: {why}"),
+        )
+    };
+    let cert_pem = std::fs::read(cert_path).map_err(|e| cert_err(format!("cannot read: {e}")))?;
+    if cert_pem.len() as u64 > MAX_PEM_FILE {
+        return Err(cert_err(format!("is larger than {MAX_PEM_FILE} bytes")));
+    }
+    let certs: Result<Vec<CertificateDer>, _> = CertificateDer::pem_slice_iter(&cert_pem).collect();
+    match certs {
+        Ok(c) if !c.is_empty() => {}
+        Ok(_) => return Err(cert_err("holds no PEM CERTIFICATE".into())),
+        Err(e) => return Err(cert_err(format!("is not a PEM certificate chain: {e}"))),
+    }
+    let key_path = key.get_ref();
+    let key_err = |why: String| {
+        cx.err(
+            key.span(),
+            format!("[ec2_api] tls_key = {key_path:?}: {why}"),
+        )
+    };
+    let key_pem = read_root_only(key_path, MAX_PEM_FILE).map_err(key_err)?;
+    PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|e| key_err(format!("holds no PEM private key: {e}")))?;
+    Ok(Some(Ec2Tls {
+        cert_pem,
+        key_pem: Secret(key_pem),
+    }))
 }
 
 #[cfg(test)]
@@ -269,7 +339,7 @@ role = "read"
         let key =
             "[[ec2_api.credentials]]\naccess_key = \"AK\"\nsecret = \"x\"\nrole = \"admin\"\n";
         let e = parse_str(&format!("[ec2_api]\nlisten = \"0.0.0.0:8788\"\n{key}")).unwrap_err();
-        assert!(e.contains("TLS is not built yet"), "{e}");
+        assert!(e.contains("no TLS"), "{e}");
         assert!(e.contains(":2:"), "{e}");
         let e = parse_str("[ec2_api]\nlisten = \"127.0.0.1:8788\"\n").unwrap_err();
         assert!(e.contains("no [[ec2_api.credentials]]"), "{e}");
@@ -314,6 +384,28 @@ role = "read"
         std::os::unix::fs::symlink(&file, &link).unwrap();
         let e = parse_str(&conf(&link)).unwrap_err();
         assert!(e.contains("is a symlink"), "{e}");
+        // TLS: both files or neither; the key root-only.
+        let tls = |extra: &str| {
+            format!("[ec2_api]\nlisten = \"10.0.0.1:8788\"\n{extra}[[ec2_api.credentials]]\naccess_key = \"AK\"\nsecret = \"x\"\nrole = \"read\"\n")
+        };
+        let e = parse_str(&tls(&format!(
+            "tls_cert = {:?}\n",
+            file.display().to_string()
+        )))
+        .unwrap_err();
+        assert!(e.contains("give both"), "{e}");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = parse_str(&tls(&format!(
+            "tls_cert = {:?}\ntls_key = {:?}\n",
+            file.display().to_string(),
+            file.display().to_string()
+        )))
+        .unwrap_err();
+        assert!(
+            e.contains("holds no PEM CERTIFICATE") || e.contains("has mode 0644"),
+            "{e}"
+        );
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         // Owned by root only when the tests run as root (they do on CI).
         if rustix::process::geteuid().is_root() {
             let c = parse_str(&conf(&file)).unwrap();

@@ -19,7 +19,7 @@ mod workloads;
 
 pub use agent::{AgentConfig, OnExit};
 pub use containers::ContainersConfig;
-pub use ec2_api::{read_secret_file, Ec2ApiConfig, Ec2Credential, Secret};
+pub use ec2_api::{read_secret_file, Ec2ApiConfig, Ec2Credential, Ec2Tls, Secret};
 pub use servers::{ApiConfig, MetricsConfig, DEFAULT_API_SOCKET, DEFAULT_METRICS_LISTEN};
 pub use workloads::{valid_workload_name, ContainerSource, Source, WorkloadSpec};
 

@@ -32,6 +32,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("[ec2_api] TLS: {0}")]
+    Ec2Tls(String),
 }
 
 /// The narrow handles the servers reach the control loop with.
@@ -203,14 +205,21 @@ async fn spawn_ec2(
     let Some(addr) = cfg.listen else {
         return Ok(None);
     };
+    let tls = cfg
+        .tls
+        .as_ref()
+        .map(crate::api::query::tls_acceptor)
+        .transpose()
+        .map_err(StartError::Ec2Tls)?;
     match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => {
-            info!(listen = %addr, keys = cfg.credentials.len(), "EC2 Query endpoint: POST / (aws-cli, boto3), SigV4");
+            info!(listen = %addr, keys = cfg.credentials.len(), tls = tls.is_some(), "EC2 Query endpoint: POST / (aws-cli, boto3), SigV4");
             Ok(Some(tokio::spawn(crate::api::query::serve(
                 l,
                 cfg.credentials.clone(),
                 handles.api.clone(),
                 cfg.max_connections,
+                tls,
             ))))
         }
         Err(source) => Err(StartError::Ec2Listen { addr, source }),

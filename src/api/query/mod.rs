@@ -16,7 +16,7 @@ use super::errors::ApiError;
 use super::types::Action;
 use super::{read_body, ApiQuery, MAX_BODY};
 use crate::ask::{AskError, Asker};
-use crate::config::Ec2Credential;
+use crate::config::{Ec2Credential, Ec2Tls};
 use crate::http::{self, Body};
 use hyper::body::Incoming;
 use hyper::{Method, Response, StatusCode};
@@ -194,13 +194,37 @@ pub async fn handle(
     xml_response(status, text)
 }
 
+/// A TLS acceptor for the configured certificate chain and key (TLS 1.2 and 1.3, rustls'
+/// safe defaults with the ring provider, no client certificates).
+pub fn tls_acceptor(tls: &Ec2Tls) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls;
+    let certs = CertificateDer::pem_slice_iter(&tls.cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("tls_cert: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(tls.key_pem.expose().as_bytes())
+        .map_err(|e| format!("tls_key: {e}"))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| format!("tls_cert and tls_key: {e}"))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
 /// Serves the EC2 Query endpoint on `listener`, at most `max_connections` at once (see
-/// [`crate::http`] for every limit).
+/// [`crate::http`] for every limit), over TLS when `tls` is given (the handshake must finish
+/// within [`http::HEADER_TIMEOUT`], holding its connection's permit).
 pub async fn serve(
     listener: TcpListener,
     keys: Vec<Ec2Credential>,
     agent: Asker<ApiQuery>,
     max_connections: usize,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     let busy = xml::error(
         "Unavailable",
@@ -222,11 +246,27 @@ pub async fn serve(
         };
         let agent = agent.clone();
         let keys = keys.clone();
-        tokio::spawn(http::serve_connection(stream, permit, move |req| {
+        let handler = move |req| {
             let agent = agent.clone();
             let keys = keys.clone();
             async move { handle(req, keys, agent, now_unix_s()).await }
-        }));
+        };
+        match &tls {
+            None => {
+                tokio::spawn(http::serve_connection(stream, permit, handler));
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(http::HEADER_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(s)) => http::serve_connection(s, permit, handler).await,
+                        Ok(Err(e)) => debug!(error = %e, "EC2 Query TLS handshake failed"),
+                        Err(_) => debug!("EC2 Query TLS handshake timed out"),
+                    }
+                });
+            }
+        }
     }
 }
 

@@ -513,7 +513,7 @@ async fn hand_signed_requests_reach_the_same_action_layer() {
     let (handles, inbox) = channels();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(serve(listener, keys(), handles.api.clone(), 8));
+    let server = tokio::spawn(serve(listener, keys(), handles.api.clone(), 8, None));
     let driver = async {
         let describe = "Action=DescribeInstanceCreditSpecifications&Version=2016-11-15";
         let (st, x) = exchange(addr, &signed_post(addr, "READER", "rd", describe, 0)).await;
@@ -558,6 +558,134 @@ async fn hand_signed_requests_reach_the_same_action_layer() {
         handles.control.send(Control::Shutdown).await.unwrap();
     };
     tokio::join!(testkit::run(agent, inbox), driver);
+    server.abort();
+    let _ = server.await;
+}
+
+type Pems = (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf);
+
+/// A test CA and a certificate for 127.0.0.1 it signed, made with the openssl command (3.x):
+/// (ca.pem, cert.pem, key.pem), or None (skipped).
+fn test_certificate(dir: &std::path::Path) -> Option<Pems> {
+    let p = |n: &str| dir.join(n);
+    let run = |args: &[&str]| {
+        std::process::Command::new("openssl")
+            .current_dir(dir)
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args(["-nodes", "-days", "1"])
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let made = run(&[
+        "-subj",
+        "/CN=burstd-test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]) && run(&[
+        "-subj",
+        "/CN=burstd-test",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-addext",
+        "basicConstraints=critical,CA:FALSE",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "cert.pem",
+    ]);
+    if !made {
+        eprintln!("skipped: the openssl command cannot make a test certificate");
+        return None;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p("key.pem"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    Some((p("ca.pem"), p("cert.pem"), p("key.pem")))
+}
+
+/// With `tls_cert`/`tls_key` the endpoint speaks HTTPS (and may listen beyond loopback): a
+/// rustls client trusting the certificate gets the XML error of an unsigned request; a
+/// plain-text request gets no HTTP answer.
+#[tokio::test]
+async fn with_tls_the_endpoint_speaks_https_only() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls;
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: the key file must be owned by root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some((ca, cert, key)) = test_certificate(dir.path()) else {
+        return;
+    };
+    let text = format!(
+        "[ec2_api]\nlisten = \"0.0.0.0:8788\"\ntls_cert = {:?}\ntls_key = {:?}\n[[ec2_api.credentials]]\naccess_key = \"AK\"\nsecret = \"x\"\nrole = \"read\"\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    );
+    let cfg = crate::config::parse(std::path::Path::new("/t.toml"), &text).unwrap();
+    let tls = cfg.ec2_api.tls.as_ref().expect("TLS configured");
+    let acceptor = tls_acceptor(tls).unwrap();
+    let (handles, _inbox) = channels();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(serve(
+        listener,
+        keys(),
+        handles.api.clone(),
+        8,
+        Some(acceptor),
+    ));
+
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls_pki_types::pem::PemObject;
+    let ca_pem = std::fs::read(&ca).unwrap();
+    for c in rustls_pki_types::CertificateDer::pem_slice_iter(&ca_pem) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let client = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut s = connector.connect(name, tcp).await.unwrap();
+    s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+    assert!(
+        text.contains("<Code>MissingAuthenticationToken</Code>"),
+        "{text}"
+    );
+
+    let (_, plain) = exchange(
+        addr,
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(!plain.contains("HTTP/1.1"), "{plain}");
     server.abort();
     let _ = server.await;
 }
