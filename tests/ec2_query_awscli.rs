@@ -401,3 +401,154 @@ c.describe_instance_credit_specifications()
     let e = failed(&o);
     assert!(e.contains("RequestExpired"), "{e}");
 }
+
+/// A test CA and a certificate for 127.0.0.1 it signed (openssl 3.x), or None.
+fn test_certificate(dir: &Path) -> Option<()> {
+    let run = |args: &[&str]| {
+        Command::new("openssl")
+            .current_dir(dir)
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args(["-nodes", "-days", "1"])
+            .args(args)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let made = run(&[
+        "-subj",
+        "/CN=burstd-test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]) && run(&[
+        "-subj",
+        "/CN=burstd-test",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-addext",
+        "basicConstraints=critical,CA:FALSE",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "cert.pem",
+    ]);
+    made.then(|| {
+        fs::set_permissions(dir.join("key.pem"), fs::Permissions::from_mode(0o600)).unwrap();
+    })
+}
+
+/// Beyond loopback with TLS: the daemon listens on 0.0.0.0 over HTTPS and aws-cli, trusting
+/// the test CA (`AWS_CA_BUNDLE`), reads through it.
+#[test]
+fn aws_cli_over_https_when_listening_beyond_loopback() {
+    if !real_kernel_available("aws_cli_over_https_when_listening_beyond_loopback") {
+        return;
+    }
+    let venv = match venv() {
+        Ok(v) => v,
+        Err(why) => {
+            eprintln!("skipped aws_cli_over_https_when_listening_beyond_loopback: {why}");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    if test_certificate(dir.path()).is_none() {
+        eprintln!("skipped aws_cli_over_https_when_listening_beyond_loopback: openssl cannot make a test certificate");
+        return;
+    }
+    let home = dir.path().join("home");
+    fs::create_dir_all(&home).unwrap();
+    let g = TestGroup::new("ec2tls");
+    let port = free_port();
+    let cfg = dir.path().join("burstd.toml");
+    let d = |n: &str| dir.path().join(n).display().to_string();
+    fs::write(
+        &cfg,
+        format!(
+            r#"[agent]
+cgroup_root = "/sys/fs/cgroup"
+state_dir = {state:?}
+
+[metrics]
+listen = ""
+
+[api]
+socket = ""
+
+[ec2_api]
+listen = "0.0.0.0:{port}"
+tls_cert = {cert:?}
+tls_key = {key:?}
+
+[[ec2_api.credentials]]
+access_key = "{ak}"
+secret = "{sk}"
+role = "admin"
+
+[[workload]]
+name = "web"
+cgroup = "{rel}"
+profile = "t3.micro"
+"#,
+            state = d(""),
+            cert = d("cert.pem"),
+            key = d("key.pem"),
+            ak = ADMIN.0,
+            sk = ADMIN.1,
+            rel = g.rel,
+        ),
+    )
+    .unwrap();
+    let _daemon = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_burstd"))
+            .args(["daemon", "--config"])
+            .arg(&cfg)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start burstd daemon"),
+    );
+    let env = Env {
+        venv,
+        home,
+        url: format!("https://127.0.0.1:{port}"),
+    };
+    let describe = || {
+        let mut c = Command::new(env.venv.join("bin/aws"));
+        c.args(["ec2", "describe-instance-credit-specifications"])
+            .args([
+                "--endpoint-url",
+                &env.url,
+                "--region",
+                "us-east-1",
+                "--output",
+                "json",
+            ]);
+        env.clean(&mut c, ADMIN);
+        c.env("AWS_CA_BUNDLE", d("ca.pem"));
+        c.output().expect("run aws")
+    };
+    let v = wait_for(Duration::from_secs(10), || {
+        let o = describe();
+        o.status.success().then(|| ok_json(&o))
+    })
+    .expect("aws over HTTPS never answered");
+    assert_eq!(
+        v["InstanceCreditSpecifications"],
+        serde_json::json!([{"InstanceId": "web", "CpuCredits": "unlimited"}])
+    );
+    // Without trusting the CA, aws refuses the certificate.
+    let e = failed(&env.aws(ADMIN, &["describe-instance-credit-specifications"]));
+    assert!(e.contains("SSL") || e.contains("certificate"), "{e}");
+}
