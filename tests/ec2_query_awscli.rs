@@ -310,6 +310,37 @@ print(json.dumps({"pages": [len(p["InstanceCreditSpecifications"]) for p in page
         }
         env.aws(key, &args)
     };
+    // An unknown id fails its item only, parsed by aws from unsuccessfulInstanceCreditSpecificationSet.
+    let v = ok_json(&env.aws(
+        ADMIN,
+        &[
+            "modify-instance-credit-specification",
+            "--instance-credit-specification",
+            "InstanceId=ghost,CpuCredits=standard",
+        ],
+    ));
+    assert_eq!(
+        v["SuccessfulInstanceCreditSpecifications"],
+        serde_json::json!([]),
+        "{v}"
+    );
+    assert_eq!(
+        v["UnsuccessfulInstanceCreditSpecifications"][0]["Error"]["Code"],
+        "InvalidInstanceID.NotFound",
+        "{v}"
+    );
+    // A NextToken that is not one of ours: an error, not an empty page.
+    let e = failed(&env.aws(
+        READER,
+        &[
+            "describe-instance-credit-specifications",
+            "--max-results",
+            "5",
+            "--next-token",
+            "not-a-token",
+        ],
+    ));
+    assert!(e.contains("InvalidPaginationToken"), "{e}");
     // DryRun: DryRunOperation, nothing changes.
     let e = failed(&modify(ADMIN, "unlimited", "dry-1", true));
     assert!(e.contains("DryRunOperation"), "{e}");
