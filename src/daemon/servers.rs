@@ -225,3 +225,63 @@ async fn spawn_ec2(
         Err(source) => Err(StartError::Ec2Listen { addr, source }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::event_loop::channels;
+
+    fn cfg(dir: &Path, listen: Option<u16>) -> Config {
+        let ec2 = listen.map_or(String::new(), |p| {
+            format!("[ec2_api]\nlisten = \"127.0.0.1:{p}\"\n[[ec2_api.credentials]]\naccess_key = \"AK\"\nsecret = \"x\"\nrole = \"read\"\n")
+        });
+        crate::testkit::cfg(
+            &format!("[metrics]\nlisten = \"\"\n[api]\nsocket = \"\"\n{ec2}"),
+            dir,
+        )
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap()
+    }
+
+    async fn answers(port: u16) -> bool {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+            return false;
+        };
+        let _ = s
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await;
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out).await;
+        String::from_utf8_lossy(&out).contains("MissingAuthenticationToken")
+    }
+
+    /// `[ec2_api]` starts with the daemon, moves with a reload, and a reload that cannot
+    /// bind keeps the old endpoint.
+    #[tokio::test]
+    async fn ec2_api_starts_moves_on_reload_and_keeps_the_old_one_on_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (free_port(), free_port());
+        let (handles, _inbox) = channels();
+        let h = ServerHandles {
+            probes: handles.probes.clone(),
+            api: handles.api.clone(),
+        };
+        let mut s = Servers::start(&cfg(dir.path(), Some(a)), h).await.unwrap();
+        assert!(answers(a).await);
+        s.reload(&cfg(dir.path(), Some(b))).await;
+        assert!(answers(b).await);
+        assert!(!answers(a).await, "the old port is closed");
+        // Port a taken by someone else: the reload fails and b keeps serving.
+        let _squatter = std::net::TcpListener::bind(("127.0.0.1", a)).unwrap();
+        s.reload(&cfg(dir.path(), Some(a))).await;
+        assert!(answers(b).await);
+        s.reload(&cfg(dir.path(), None)).await;
+        assert!(!answers(b).await, "off after a reload without [ec2_api]");
+    }
+}
