@@ -48,6 +48,9 @@ pub enum ApiError {
     InvalidValue(String),
     #[error("{0}")]
     Missing(String),
+    /// A parameter the action does not have (EC2 Query front end).
+    #[error("{0}")]
+    UnknownParameter(String),
     #[error("{0}")]
     MalformedJson(String),
     /// The body is larger than the API takes (HTTP 413).
@@ -112,6 +115,7 @@ impl ApiError {
         match self {
             ApiError::InvalidValue(_) => code::VALUE,
             ApiError::Missing(_) => code::MISSING,
+            ApiError::UnknownParameter(_) => code::UNKNOWN_PARAMETER,
             ApiError::MalformedJson(_) => code::MALFORMED_JSON,
             ApiError::TooLarge(_) => code::TOO_LARGE,
             ApiError::BodyTimeout(_) => code::TIMEOUT,

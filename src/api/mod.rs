@@ -9,6 +9,7 @@ pub mod actions;
 pub mod auth;
 pub mod client;
 pub mod errors;
+pub mod query;
 pub mod types;
 
 use crate::ask::{AskError, Asker, Reply};

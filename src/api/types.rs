@@ -234,6 +234,7 @@ pub mod code {
     pub const COMBINATION: &str = "InvalidParameterCombination";
     pub const VALUE: &str = "InvalidParameterValue";
     pub const MISSING: &str = "MissingParameter";
+    pub const UNKNOWN_PARAMETER: &str = "UnknownParameter";
     pub const MALFORMED_JSON: &str = "MalformedJSON";
     pub const TOO_LARGE: &str = "RequestTooLarge";
     pub const TIMEOUT: &str = "RequestTimeout";

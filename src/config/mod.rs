@@ -10,6 +10,7 @@
 
 mod agent;
 mod containers;
+mod ec2_api;
 mod profiles;
 mod raw;
 mod servers;
@@ -18,6 +19,7 @@ mod workloads;
 
 pub use agent::{AgentConfig, OnExit};
 pub use containers::ContainersConfig;
+pub use ec2_api::{read_secret_file, Ec2ApiConfig, Ec2Credential, Ec2Tls, Secret};
 pub use servers::{ApiConfig, MetricsConfig, DEFAULT_API_SOCKET, DEFAULT_METRICS_LISTEN};
 pub use workloads::{valid_workload_name, ContainerSource, Source, WorkloadSpec};
 
@@ -48,6 +50,8 @@ struct RawFile {
     api: RawApi,
     #[serde(default)]
     containers: containers::RawContainers,
+    #[serde(default)]
+    ec2_api: ec2_api::RawEc2Api,
 }
 
 /// A whole validated configuration.
@@ -60,6 +64,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub api: ApiConfig,
     pub containers: ContainersConfig,
+    /// `[ec2_api]`: the EC2 Query endpoint (off by default).
+    pub ec2_api: Ec2ApiConfig,
 }
 
 /// A configuration error with its place in the file.
@@ -110,6 +116,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let metrics = servers::metrics_config(&cx, &raw.metrics)?;
     let api = servers::api_config(&cx, &raw.api)?;
     let containers = containers::containers_config(&cx, &raw.containers)?;
+    let ec2_api = ec2_api::ec2_api_config(&cx, &raw.ec2_api)?;
     Ok(Config {
         path: path.to_path_buf(),
         agent,
@@ -118,6 +125,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         metrics,
         api,
         containers,
+        ec2_api,
     })
 }
 

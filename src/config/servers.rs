@@ -77,7 +77,11 @@ pub struct ApiConfig {
 /// Most connections a server may be allowed at once.
 pub const MAX_MAX_CONNECTIONS: i64 = 65_536;
 
-fn max_connections(cx: &Ctx, section: &str, v: &Spanned<i64>) -> Result<usize, ConfigError> {
+pub(super) fn max_connections(
+    cx: &Ctx,
+    section: &str,
+    v: &Spanned<i64>,
+) -> Result<usize, ConfigError> {
     let n = *v.get_ref();
     if !(1..=MAX_MAX_CONNECTIONS).contains(&n) {
         return Err(cx.err(
