@@ -237,6 +237,8 @@ pub async fn run_loop(
     notify(opts.notify, &[sd_notify::NotifyState::Stopping]);
     agent.sample_all(clock.now_ns(), clock.wall_s());
     let wall = clock.wall_s();
+    // The last interval of each recorded workload, up to the shutdown.
+    recorder.write(agent.take_recorded(), wall);
     let stats = saver
         .finish(
             agent.config().state_dir.clone(),
