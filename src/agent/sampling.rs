@@ -7,7 +7,7 @@ use super::decide::{
 };
 use super::workload::WorkloadEvent;
 use crate::cgroup::{Sample, WriteOutcome};
-use crate::credit::{exact_horizon_ns, time_to_exhaustion, Mode, Rate};
+use crate::credit::{exact_horizon_ns, time_to_exhaustion, time_to_release, Mode, Rate};
 use std::cmp::Reverse;
 use tracing::{debug, info, warn};
 
@@ -33,9 +33,10 @@ impl Agent {
     /// workload's horizon (`credit::exact_horizon_ns`). A workload whose horizon is at least
     /// `max_interval` is looked at at its horizon, but at least every `drift_check` (liveness,
     /// and other writers of its quota); a t3.micro half full then needs a look every 5 s, not
-    /// every second. Nearer a clamp, and while held at baseline (its release is due as soon as
-    /// it has earned `release_above_credits`), the rule is as before: every `max_interval`,
-    /// sooner at the predicted zero. A full bucket that is not spending waits `full_interval`
+    /// every second. A workload held at its baseline cannot lose credits (the kernel keeps it at
+    /// what it earns): it is looked at when it could first be released
+    /// (`credit::time_to_release`, at most every `drift_check`). Nearer a clamp the rule is as
+    /// before: every `max_interval`, sooner at the predicted zero. A full bucket that is not spending waits `full_interval`
     /// (see docs/semantics.md for the bound this puts on a burst's first look).
     pub(super) fn schedule_next(&mut self, i: usize, now_ns: u64) {
         let k = self.config.time_scale_milli.max(1);
@@ -49,11 +50,13 @@ impl Agent {
             .then(|| time_to_exhaustion(&w.bucket, &w.profile, ceiling))
             .flatten()
             .map(real);
-        let horizon = (!w.bucket.held)
-            .then(|| exact_horizon_ns(&w.bucket, &w.profile, ceiling))
-            .flatten()
-            .map(real)
-            .filter(|&h| h >= max_interval);
+        let horizon = if w.bucket.held {
+            time_to_release(&w.bucket, &w.profile, policy.release_above)
+        } else {
+            exact_horizon_ns(&w.bucket, &w.profile, ceiling)
+        }
+        .map(real)
+        .filter(|&h| h >= max_interval);
         let (max, soonest) = if full_and_idle(&w.bucket, &w.profile, w.usage_rate) {
             (self.config.full_interval_ms * MS, to_zero)
         } else if let Some(h) = horizon {

@@ -736,7 +736,7 @@ fn stopped_workloads_of_a_match_are_forgotten_as_ec2_forgets() {
     }
     let mut a = m.agent(&c, vec![]);
     a.rescan(m.t(), 0);
-    m.run(&mut a, 2 * S);
+    m.run(&mut a, 12 * S);
     assert_eq!(a.workloads().count(), 4);
     for p in paths {
         m.fake.remove_group(p);

@@ -11,7 +11,7 @@ pub mod units;
 
 pub use bucket::{Bucket, BucketError, Landing, Policy, RunState, StepOutcome, Totals};
 pub use limiter::{LaunchLimiter, DEFAULT_LAUNCH_LIMIT};
-pub use predict::{exact_horizon_ns, time_to_exhaustion, time_to_full};
+pub use predict::{exact_horizon_ns, time_to_exhaustion, time_to_full, time_to_release};
 pub use profile::{
     builtin_profile, builtin_profile_names, builtin_profiles, CustomProfile, Family, Mode,
     Persistence, Profile, UnknownProfile,

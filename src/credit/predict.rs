@@ -83,6 +83,16 @@ pub fn exact_horizon_ns(bucket: &Bucket, profile: &Profile, ceiling: Rate) -> Op
     }
 }
 
+/// Nanoseconds until a workload held at its baseline has earned past `release_above` using
+/// nothing (the earliest it can be released); `Some(0)` when it already has. While held, the
+/// kernel keeps its use at or under the baseline, which is what it earns: the balance cannot
+/// fall, so this is the only moment a look can change anything.
+pub fn time_to_release(bucket: &Bucket, profile: &Profile, release_above: Credits) -> Option<u64> {
+    let earn = profile.earn_rate.milli_credits_per_hour() as i128;
+    let missing = release_above - bucket.balance() + Credits::from_units(1);
+    ns_to_cover(missing, earn)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,5 +218,23 @@ mod horizon_props {
         // Unlimited: the surplus limit is 288 credits further down: 240 minutes.
         let h = exact_horizon_ns(&b, &p, p.full()).unwrap();
         assert_eq!(h, 240 * 60 * crate::credit::units::NS_PER_SEC);
+    }
+}
+
+#[cfg(test)]
+mod release_tests {
+    use super::*;
+    use crate::credit::profile::builtin_profile;
+    use crate::credit::units::NS_PER_SEC;
+
+    /// A t3.micro held at zero earns 12 credits an hour: past 0.1 credits after 30 s.
+    #[test]
+    fn a_held_t3_micro_can_be_released_after_30_seconds() {
+        let p = builtin_profile("t3.micro").unwrap();
+        let b = Bucket::new(&p, Mode::Standard, Credits::ZERO).unwrap();
+        let t = time_to_release(&b, &p, Credits::milli(100)).unwrap();
+        assert!(t > 30 * NS_PER_SEC && t <= 30 * NS_PER_SEC + 1, "{t}");
+        let b = Bucket::new(&p, Mode::Standard, Credits::milli(200)).unwrap();
+        assert_eq!(time_to_release(&b, &p, Credits::milli(100)), Some(0));
     }
 }
