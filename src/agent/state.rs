@@ -409,6 +409,38 @@ fn write_atomic_capped<T: Serialize + ?Sized>(
     value: &T,
     cap: u64,
 ) -> Result<(), StateError> {
+    // Compact: at 10,000 workloads a pretty file is ~2× larger and slower to write every
+    // 5 s; `jq . state.json` reads it.
+    write_atomic_with(path, cap, |w| {
+        serde_json::to_writer(w, value).map_err(std::io::Error::from)
+    })
+}
+
+/// Writes a state file already encoded by [`encode_ref`] (the daemon's writer task), as
+/// [`save`] writes one.
+pub fn save_encoded(dir: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    if bytes.is_empty() {
+        // Nothing was encoded: never replace a state file with an empty one.
+        return Err(StateError::Write {
+            path: state_path(dir),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "no state to write"),
+        });
+    }
+    write_atomic_with(&state_path(dir), MAX_STATE_BYTES, |w| w.write_all(bytes))
+}
+
+/// The state file's bytes for borrowed data (what [`save_ref`] writes), encoded in memory so
+/// that another thread can write them: cheaper than an owned copy of every workload.
+pub fn encode_ref<W: Serialize>(state: &StateRef<'_, W>) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec(state)
+}
+
+/// [`write_atomic_capped`] with the body written by `body`.
+fn write_atomic_with(
+    path: &Path,
+    cap: u64,
+    body: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), StateError> {
     let (dir, file_name) = split_path(path);
     let werr = |source| StateError::Write {
         path: path.to_path_buf(),
@@ -422,9 +454,7 @@ fn write_atomic_capped<T: Serialize + ?Sized>(
             inner: BufWriter::with_capacity(64 * 1024, f),
             left: cap,
         };
-        // Compact: at 10,000 workloads a pretty file is ~2× larger and slower to write every
-        // 5 s; `jq . state.json` reads it.
-        serde_json::to_writer(&mut w, value).map_err(std::io::Error::from)?;
+        body(&mut w)?;
         w.inner.flush()?;
         let f = w.inner.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()

@@ -805,7 +805,7 @@ fn reload_cycles_reuse_released_slots() {
 /// Benchmark for BENCHMARKS.md ("under abuse"): a state of 100,000 workloads of a `match`
 /// whose cgroups are all gone. Prints the state file's size and what a save costs the control
 /// loop before (every stopped workload kept, the file written on the loop) and after (the
-/// stopped ones forgotten as EC2 forgets; the loop only copies a snapshot, the writer task does
+/// stopped ones forgotten as EC2 forgets; the loop only encodes the bytes, the writer task does
 /// the I/O). `cargo test --release --lib -- --ignored --nocapture state_of_100k`
 #[test]
 #[ignore = "benchmark"]
@@ -851,10 +851,10 @@ fn bench_state_of_100k_stopped_workloads() {
         a.rescan(m.t(), 10);
         let kept = a.workloads().count();
         let t = Instant::now();
-        let snap = a.snapshot(10, &sections);
+        let bytes = state::encode_ref(&a.saved_state(10, &sections)).unwrap();
         let loop_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        state::save(dir.path(), &snap).unwrap();
+        state::save_encoded(dir.path(), &bytes).unwrap();
         let writer_s = t.elapsed().as_secs_f64();
         let after_bytes = std::fs::metadata(&file).unwrap().len();
         println!(

@@ -9,6 +9,7 @@ use super::recorder::Recorder;
 use super::saver::{Done, Saver};
 use crate::agent::clock::Clock;
 use crate::agent::persist::{SaveStats, Sections};
+use crate::agent::state;
 use crate::agent::view::workload_views;
 use crate::agent::{Agent, Health, WorkloadEvent};
 use crate::api::actions::Engine;
@@ -89,12 +90,25 @@ fn notify(on: bool, states: &[sd_notify::NotifyState]) {
     }
 }
 
-/// Hands a snapshot of the state to the writer (no I/O here); `done` runs once it is on disk.
+/// The state file's bytes as of now, encoded from the live workloads (no I/O, no copy of them).
+fn encode(agent: &Agent, sections: &Sections, wall: u64) -> Vec<u8> {
+    match state::encode_ref(&agent.saved_state(wall, sections)) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            // Cannot happen with the types saved (maps with string keys); an empty body is
+            // refused by the writer, which counts a failed save and keeps the old file.
+            error!(error = %e, "cannot encode the state");
+            Vec::new()
+        }
+    }
+}
+
+/// Hands the state to the writer (no I/O here); `done` runs once it is on disk.
 fn save(agent: &Agent, sections: &Sections, clock: &dyn Clock, saver: &Saver, done: Option<Done>) {
     let wall = clock.wall_s();
     saver.save(
         agent.config().state_dir.clone(),
-        agent.snapshot(wall, sections),
+        encode(agent, sections, wall),
         wall,
         done,
     );
@@ -119,7 +133,7 @@ pub async fn run_loop(
     agent.tick(now, clock.wall_s());
     agent.take_events();
     let wall = clock.wall_s();
-    let first = agent.snapshot(wall, &sections);
+    let first = encode(&agent, &sections, wall);
     saver
         .save_and_wait(agent.config().state_dir.clone(), first, wall)
         .await;
@@ -242,7 +256,7 @@ pub async fn run_loop(
     let stats = saver
         .finish(
             agent.config().state_dir.clone(),
-            agent.snapshot(wall, &sections),
+            encode(&agent, &sections, wall),
             wall,
         )
         .await;
