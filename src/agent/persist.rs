@@ -1,7 +1,7 @@
 //! What the agent keeps across restarts: saving its state file, and counting how that went.
 
 use super::control::Agent;
-use super::state::{self, SavedQuota, SavedWorkloadRef, State, StateRef, STATE_VERSION};
+use super::state::{SavedQuota, SavedWorkloadRef, State, StateRef, STATE_VERSION};
 use super::workload::{ContainerRun, Workload};
 use crate::cgroup::Quota;
 use crate::config::Source;
@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 /// Sections of the state file that other layers own (the API's tokens and defaults), by key:
 /// kept verbatim through a restore and every save, never read by the agent.
 pub type Sections = BTreeMap<String, serde_json::Value>;
-use tracing::{error, info};
+use tracing::info;
 
 /// Counters of state saving, for logs and metrics.
 #[derive(Clone, Copy, Debug, Default)]
@@ -21,11 +21,13 @@ pub struct SaveStats {
     pub last_success_unix_s: u64,
 }
 
-/// Saves the agent's state to its state file now, streamed from the live workloads (no copy of
-/// them, no whole body in memory), and counts how it went. A failure is logged, not returned:
-/// the agent keeps running and tries again at the next save.
+/// Saves the agent's state to its state file now, streamed from the live workloads, on the
+/// caller's thread, and counts how it went (a failure is logged, not returned). The daemon no
+/// longer saves this way (`daemon::saver` writes off its loop); kept as the "before" of the
+/// state benchmark in `agent::tests`.
+#[cfg(test)]
 pub fn save(agent: &Agent, wall_s: u64, sections: &Sections, stats: &mut SaveStats) {
-    match state::save_ref(
+    match super::state::save_ref(
         &agent.config.state_dir,
         &agent.saved_state(wall_s, sections),
     ) {
@@ -35,7 +37,7 @@ pub fn save(agent: &Agent, wall_s: u64, sections: &Sections, stats: &mut SaveSta
         }
         Err(e) => {
             stats.failures += 1;
-            error!(error = %e, "state save failed; balances since the last save would be lost on a crash");
+            tracing::error!(error = %e, "state save failed; balances since the last save would be lost on a crash");
         }
     }
 }

@@ -102,15 +102,7 @@ async fn the_daemon_records_a_workload_as_a_trace() {
     );
     let c = config::parse(std::path::Path::new("t.toml"), &text).unwrap();
     assert_eq!(c.agent.record_dir, dir.path().join("traces"));
-    let agent = Agent::new(AgentParts {
-        config: c.agent,
-        specs: c.workloads,
-        hierarchy: Box::new(fake.clone()),
-        discover: Discoverer::with_units(Box::new(NoUnits)),
-        host_cpus: 4,
-        own_cgroups: vec![],
-        boot_id: "b".into(),
-    });
+    let agent = crate::testkit::agent(&c, &fake);
     let (handles, inbox) = channels();
     let tx = handles.control.clone();
     let opts = LoopOptions {
